@@ -1,0 +1,45 @@
+# wisp — see README.md. `make run` starts a single node; `make test` installs
+# what the tests need and runs them.
+GO          ?= go
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -s -w -X github.com/wispbus/wisp/internal/cli.Version=$(VERSION)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# -race needs cgo; the shipped binary does not.
+RACE        ?= -race
+TESTFLAGS   ?= -timeout 25m
+FUZZTIME    ?= 10s
+
+.PHONY: all build run test test-deps check fuzz bench bench-full clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/wisp ./cmd/wisp
+
+run: build
+	./bin/wisp serve
+
+test-deps:
+	./scripts/test-deps.sh
+
+test: test-deps build
+	WISP_BIN=$(CURDIR)/bin/wisp $(GO) test $(RACE) $(TESTFLAGS) ./...
+
+check:
+	@echo '== gofmt'; out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^bench/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@echo '== go vet'; $(GO) vet ./...
+	@echo '== staticcheck'; $(GO) run $(STATICCHECK) ./...
+	@echo '== go mod tidy'; $(GO) mod tidy && git diff --exit-code go.mod go.sum
+
+# A short run of every fuzz target (seeds under testdata/fuzz always run in `make test`).
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./bus/log ./client ./kafkaapi ./httpapi | tee bench.out
+
+bench-full: build
+	$(GO) test -run '^$$' -bench . -benchtime 10s -count 3 ./... | tee bench.out
+
+clean:
+	rm -rf bin wisp-data bench.out
