@@ -125,13 +125,30 @@ func appendFrame(b []byte, recs []record) []byte {
 	return b
 }
 
-// recordSize is the encoded size of r, used to estimate the live size.
-func recordSize(r *record) int64 {
-	var scratch [64]byte
-	if len(r.group)+len(r.topic)+len(r.metadata) > 16 {
-		return int64(len(appendRecord(nil, r)))
+func uvarintLen(x uint64) int64 {
+	n := int64(1)
+	for x >= 0x80 {
+		x >>= 7
+		n++
 	}
-	return int64(len(appendRecord(scratch[:0], r)))
+	return n
+}
+
+func varintLen(x int64) int64 {
+	ux := uint64(x) << 1
+	if x < 0 {
+		ux = ^ux
+	}
+	return uvarintLen(ux)
+}
+
+func stringLen(s string) int64 { return uvarintLen(uint64(len(s))) + int64(len(s)) }
+
+// commitSize is the encoded size of a recCommit record, used to keep an
+// estimate of the journal's live (compacted) size without encoding.
+func commitSize(group string, tp TopicPartition, e offsetEntry) int64 {
+	return 1 + stringLen(group) + stringLen(tp.Topic) + varintLen(int64(tp.Partition)) +
+		varintLen(e.Offset) + varintLen(int64(e.LeaderEpoch)) + stringLen(e.Metadata) + varintLen(e.commitMs)
 }
 
 // payloadReader decodes a frame payload.

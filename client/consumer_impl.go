@@ -1,0 +1,802 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/quic-go/quic-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/wispbus/wisp/internal/batch"
+	"github.com/wispbus/wisp/transport/wire"
+)
+
+// The consumer.
+//
+// A fetch goroutine keeps one fetch session open for the assigned
+// partitions, starting each at its delivered position, decodes the pushed
+// batches into records and queues them as chunks (one partition each) on a
+// bounded channel: when the application falls behind the channel fills, the
+// goroutine stops reading and QUIC flow control stops the server.
+//
+// The application's goroutine (Poll, Records) takes chunks, drops records
+// below a partition's delivered position (a restarted session may send a
+// few again) and advances it. processed trails delivered: it is what the
+// application has finished with, and what auto-commit and revocation
+// commit, so an offset the application has not received is never committed.
+//
+// With a group, a group goroutine joins, syncs, heartbeats and
+// auto-commits. Assignment is eager: at a rebalance it asks the
+// application's goroutine to revoke everything (at its next Poll or
+// record; after half a session timeout it revokes itself), which commits
+// what was processed, then joins again.
+//
+// Lock order: Consumer.mu, then producer/client locks; Consumer.mu is never
+// held across a request.
+
+// Consumer reads records from partitions, alone or as a member of a
+// consumer group. Create one with Client.NewConsumer. Poll and Records are
+// for one goroutine; the other methods are safe for concurrent use.
+type Consumer struct {
+	c      *Client
+	cfg    consumerCfg
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	chunks  chan chunk    // from the fetch goroutine
+	notify  chan struct{} // cap 1: wake the application's goroutine
+	restart chan struct{} // cap 1: the fetch goroutine must reopen its session
+
+	revoking atomic.Bool // a revocation is pending: the app's goroutine stops yielding
+
+	mu           sync.Mutex
+	parts        map[topicPart]*cpart
+	sess         *quic.Stream // the open fetch session, cancelled to restart it
+	revokeReq    chan struct{}
+	assignedNote map[string][]int32
+	errs         []error
+	memberID     string
+	generation   int32
+	lastAssigned map[string][]int32
+	closed       bool
+}
+
+// cpart is an assigned partition's positions.
+type cpart struct {
+	tp        topicPart
+	delivered int64        // next offset to give the application; guarded by Consumer.mu
+	committed int64        // last offset committed by this consumer, -1 none; guarded by Consumer.mu
+	processed atomic.Int64 // offset after the last processed record, -1 none
+	epoch     atomic.Uint64
+	gone      atomic.Bool // no longer assigned
+}
+
+type chunk struct {
+	cp    *cpart
+	epoch uint64
+	recs  []*Record
+}
+
+func newConsumer(ctx context.Context, c *Client, cc consumerCfg) (*Consumer, error) {
+	if len(cc.topics) == 0 && len(cc.partitions) == 0 {
+		return nil, fmt.Errorf("client: consumer without Topics or Partitions")
+	}
+	if cc.group != "" && len(cc.partitions) > 0 {
+		return nil, fmt.Errorf("client: Partitions cannot be combined with Group; use Topics")
+	}
+	if cc.group != "" && len(cc.assignors) == 0 {
+		return nil, fmt.Errorf("client: no Assignors")
+	}
+	for _, t := range cc.topics {
+		if t == "" {
+			return nil, ErrNoTopic
+		}
+	}
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	k := &Consumer{c: c, cfg: cc, chunks: make(chan chunk, max(cc.fetchBuffer, 1)),
+		notify: make(chan struct{}, 1), restart: make(chan struct{}, 1),
+		parts: map[topicPart]*cpart{}, generation: -1}
+	k.ctx, k.cancel = context.WithCancel(c.ctx)
+	if cc.group == "" {
+		if err := k.assignAll(ctx); err != nil {
+			k.cancel()
+			return nil, err
+		}
+	} else {
+		k.goFunc(k.groupLoop)
+	}
+	k.goFunc(k.fetchLoop)
+	return k, nil
+}
+
+func (k *Consumer) goFunc(fn func()) {
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		fn()
+	}()
+}
+
+func (k *Consumer) wakeApp() {
+	select {
+	case k.notify <- struct{}{}:
+	default:
+	}
+}
+
+// restartSessionLocked makes the fetch goroutine reopen its session with
+// the current assignment and positions. k.mu is held.
+func (k *Consumer) restartSessionLocked() {
+	if k.sess != nil {
+		k.sess.CancelRead(quic.StreamErrorCode(wire.StreamCodeCanceled))
+		k.sess = nil
+	}
+	select {
+	case k.restart <- struct{}{}:
+	default:
+	}
+}
+
+// assignAll sets up a group-less consumer: every partition of Topics, or
+// exactly Partitions, from StartOffset.
+func (k *Consumer) assignAll(ctx context.Context) error {
+	want := map[string][]int32{}
+	for t, ps := range k.cfg.partitions {
+		want[t] = slices.Compact(slices.Sorted(slices.Values(ps)))
+	}
+	if len(k.cfg.topics) > 0 {
+		resp, err := k.c.metadata(ctx, k.cfg.topics, true)
+		if err != nil {
+			return err
+		}
+		for _, t := range resp.Topics {
+			if err := checkErr(t.Err); err != nil {
+				return fmt.Errorf("client: topic %s: %w", t.Name, err)
+			}
+			for _, p := range t.Partitions {
+				want[t.Name] = append(want[t.Name], p.Partition)
+			}
+		}
+	}
+	offs, err := k.startOffsets(ctx, want, nil)
+	if err != nil {
+		return err
+	}
+	k.install(want, offs, -1)
+	return nil
+}
+
+// startOffsets resolves where each partition starts: its committed offset
+// when known, else StartOffset.
+func (k *Consumer) startOffsets(ctx context.Context, parts map[string][]int32, committed map[topicPart]int64) (map[topicPart]int64, error) {
+	out := map[topicPart]int64{}
+	var need []topicPart
+	for t, ps := range parts {
+		for _, p := range ps {
+			tp := topicPart{t, p}
+			if off, ok := committed[tp]; ok && off >= 0 {
+				out[tp] = off
+			} else {
+				need = append(need, tp)
+			}
+		}
+	}
+	if len(need) == 0 {
+		return out, nil
+	}
+	got, err := k.resolve(ctx, need, k.cfg.start)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(out, got)
+	return out, nil
+}
+
+// resolve turns an Offset into a concrete offset for each partition. A time
+// with no record at or after it resolves to the end of the log.
+func (k *Consumer) resolve(ctx context.Context, tps []topicPart, o Offset) (map[topicPart]int64, error) {
+	out := make(map[topicPart]int64, len(tps))
+	ts, ok := offsetTimestamp(o)
+	if !ok {
+		for _, tp := range tps {
+			out[tp] = o.v
+		}
+		return out, nil
+	}
+	req := make([]wire.ListOffsetsPartition, 0, len(tps))
+	for _, tp := range tps {
+		req = append(req, wire.ListOffsetsPartition{Topic: tp.topic, Partition: tp.partition, Timestamp: ts})
+	}
+	resp, err := k.c.listOffsetsRaw(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	var again []wire.ListOffsetsPartition
+	for _, r := range resp {
+		if err := checkErr(r.Err); err != nil {
+			return nil, fmt.Errorf("client: list offsets %s/%d: %w", r.Topic, r.Partition, err)
+		}
+		if r.Offset < 0 { // no record at or after the time: the end
+			again = append(again, wire.ListOffsetsPartition{Topic: r.Topic, Partition: r.Partition, Timestamp: -1})
+			continue
+		}
+		out[topicPart{r.Topic, r.Partition}] = r.Offset
+	}
+	if len(again) > 0 {
+		resp, err := k.c.listOffsetsRaw(ctx, again)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range resp {
+			if err := checkErr(r.Err); err != nil {
+				return nil, err
+			}
+			out[topicPart{r.Topic, r.Partition}] = r.Offset
+		}
+	}
+	return out, nil
+}
+
+// install replaces the assignment and restarts the fetch session.
+func (k *Consumer) install(parts map[string][]int32, offs map[topicPart]int64, generation int32) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, cp := range k.parts {
+		cp.gone.Store(true)
+	}
+	k.parts = map[topicPart]*cpart{}
+	for t, ps := range parts {
+		for _, p := range ps {
+			tp := topicPart{t, p}
+			cp := &cpart{tp: tp, delivered: offs[tp], committed: -1}
+			cp.processed.Store(-1)
+			k.parts[tp] = cp
+		}
+	}
+	k.generation = generation
+	k.lastAssigned = parts
+	k.assignedNote = parts
+	k.restartSessionLocked()
+	k.wakeApp()
+}
+
+// ---- fetching ----
+
+func (k *Consumer) fetchLoop() {
+	backoff := k.c.cfg.retryBackoff
+	for k.ctx.Err() == nil {
+		k.mu.Lock()
+		req := &wire.FetchSessionRequest{MaxBytes: k.cfg.fetchMaxBytes}
+		pos := map[topicPart]int64{}
+		eps := map[topicPart]uint64{}
+		cps := map[topicPart]*cpart{}
+		for tp, cp := range k.parts {
+			req.Partitions = append(req.Partitions, wire.FetchPartition{Topic: tp.topic, Partition: tp.partition, Offset: cp.delivered})
+			pos[tp], eps[tp], cps[tp] = cp.delivered, cp.epoch.Load(), cp
+		}
+		// Drain a restart request that this session already covers.
+		select {
+		case <-k.restart:
+		default:
+		}
+		k.mu.Unlock()
+		if len(req.Partitions) == 0 {
+			select {
+			case <-k.restart:
+			case <-k.ctx.Done():
+			}
+			continue
+		}
+		err := k.session(req, pos, eps, cps)
+		if k.ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			backoff = k.c.cfg.retryBackoff
+			continue
+		}
+		k.c.cfg.logger.Debug("fetch session ended", "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-k.restart:
+		case <-k.ctx.Done():
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// session runs one fetch session until it fails (error) or must restart
+// (nil).
+func (k *Consumer) session(req *wire.FetchSessionRequest, pos map[topicPart]int64, eps map[topicPart]uint64,
+	cps map[topicPart]*cpart) error {
+	str, _, err := k.c.openStream(k.ctx)
+	if err != nil {
+		return err
+	}
+	cancelStr := func() {
+		str.CancelRead(quic.StreamErrorCode(wire.StreamCodeCanceled))
+		str.CancelWrite(quic.StreamErrorCode(wire.StreamCodeCanceled))
+	}
+	defer cancelStr()
+	stop := context.AfterFunc(k.ctx, cancelStr) // Close unblocks the read
+	defer stop()
+	_ = str.SetWriteDeadline(time.Now().Add(k.c.cfg.requestTimeout))
+	if _, err := str.Write(wire.AppendFrame(nil, req)); err != nil {
+		return fmt.Errorf("%w: %w", ErrConnection, err)
+	}
+	k.mu.Lock()
+	select {
+	case <-k.restart:
+		k.mu.Unlock()
+		return nil // the assignment changed while we opened it
+	default:
+	}
+	k.sess = str
+	k.mu.Unlock()
+	defer func() {
+		k.mu.Lock()
+		if k.sess == str {
+			k.sess = nil
+		}
+		k.mu.Unlock()
+	}()
+	for {
+		f, err := wire.ReadFrame(str, nil, k.c.cfg.maxFrameBytes)
+		if err != nil {
+			select {
+			case <-k.restart:
+				return nil
+			default:
+			}
+			return fmt.Errorf("%w: %w", ErrConnection, err)
+		}
+		var push wire.FetchPush
+		if err := decodeAnswer(f, &push); err != nil {
+			return err
+		}
+		tp := topicPart{push.Topic, push.Partition}
+		cp := cps[tp]
+		if cp == nil {
+			continue
+		}
+		if perr := checkErr(push.Err); perr != nil {
+			return k.partitionError(cp, eps[tp], pos[tp], perr)
+		}
+		recs, next, err := decodeRecords(push.Topic, push.Partition, push.Batches, pos[tp])
+		if err != nil {
+			k.pushError(fmt.Errorf("client: %s/%d: %w", push.Topic, push.Partition, err))
+			return err
+		}
+		pos[tp] = next
+		if len(recs) == 0 {
+			continue
+		}
+		select {
+		case k.chunks <- chunk{cp: cp, epoch: eps[tp], recs: recs}:
+			k.wakeApp()
+		case <-k.restart:
+			return nil
+		case <-k.ctx.Done():
+			return nil
+		}
+	}
+}
+
+// partitionError handles a push error: an offset out of range resets the
+// partition as ResetOffset says; other errors are reported and retried.
+func (k *Consumer) partitionError(cp *cpart, epoch uint64, at int64, err error) error {
+	if !errors.Is(err, kerr.OffsetOutOfRange) {
+		k.pushError(fmt.Errorf("client: fetch %s/%d: %w", cp.tp.topic, cp.tp.partition, err))
+		return err
+	}
+	ctx, cancel := context.WithTimeout(k.ctx, k.c.cfg.requestTimeout)
+	defer cancel()
+	offs, rerr := k.resolve(ctx, []topicPart{cp.tp}, k.cfg.reset)
+	if rerr != nil {
+		return rerr
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.parts[cp.tp] == cp && cp.epoch.Load() == epoch {
+		k.c.cfg.logger.Info("offset out of range; resetting", "topic", cp.tp.topic, "partition", cp.tp.partition,
+			"from", at, "to", offs[cp.tp], "reset", k.cfg.reset.String())
+		cp.delivered = offs[cp.tp]
+		cp.epoch.Add(1)
+	}
+	return nil
+}
+
+func (k *Consumer) pushError(err error) {
+	k.mu.Lock()
+	if len(k.errs) < 16 {
+		k.errs = append(k.errs, err)
+	}
+	k.mu.Unlock()
+	k.wakeApp()
+}
+
+// decodeRecords decodes whole batches, skipping control batches and records
+// below from, and returns the records and the offset after the last batch.
+func decodeRecords(topic string, partition int32, data []byte, from int64) ([]*Record, int64, error) {
+	next := from
+	total := 0
+	for b := data; len(b) >= batch.HeaderSize; {
+		h, err := batch.ParseHeader(b)
+		if err != nil || h.Size() > len(b) {
+			break
+		}
+		total += int(h.NumRecords)
+		b = b[h.Size():]
+	}
+	slab := make([]Record, 0, total)
+	for len(data) >= batch.HeaderSize {
+		h, b, err := batch.Verify(data)
+		if errors.Is(err, batch.ErrShort) {
+			break // the server sends whole batches; tolerate a cut tail
+		}
+		if err != nil {
+			return nil, next, err
+		}
+		data = data[len(b):]
+		if h.NextOffset() <= from {
+			continue
+		}
+		next = max(next, h.NextOffset())
+		if h.IsControl() {
+			continue
+		}
+		recs, err := batch.Records(b)
+		if err != nil {
+			return nil, next, err
+		}
+		for i := range recs {
+			r := &recs[i]
+			if r.Offset < from {
+				continue
+			}
+			slab = append(slab, Record{Topic: topic, Partition: partition, Offset: r.Offset, Key: r.Key, Value: r.Value,
+				Headers: *(*[]Header)(unsafe.Pointer(&r.Headers)), Timestamp: time.UnixMilli(r.Timestamp)})
+		}
+	}
+	out := make([]*Record, len(slab))
+	for i := range slab {
+		out[i] = &slab[i]
+	}
+	return out, next, nil
+}
+
+// ---- the application's side ----
+
+// take returns the next chunk of records to hand out, advancing delivered
+// positions, after handling a pending revocation, assignment callback or
+// error.
+func (k *Consumer) take(ctx context.Context) (chunk, error) {
+	for {
+		if err := k.housekeeping(); err != nil {
+			return chunk{}, err
+		}
+		select {
+		case ch := <-k.chunks:
+			if ch = k.accept(ch); len(ch.recs) > 0 {
+				return ch, nil
+			}
+		case <-k.notify:
+		case <-ctx.Done():
+			return chunk{}, ctx.Err()
+		case <-k.ctx.Done():
+			return chunk{}, ErrClosed
+		}
+	}
+}
+
+// accept filters a chunk against the current assignment and positions.
+func (k *Consumer) accept(ch chunk) chunk {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	cp := ch.cp
+	if k.parts[cp.tp] != cp || cp.epoch.Load() != ch.epoch {
+		return chunk{}
+	}
+	i := 0
+	for i < len(ch.recs) && ch.recs[i].Offset < cp.delivered {
+		i++
+	}
+	ch.recs = ch.recs[i:]
+	if len(ch.recs) > 0 {
+		cp.delivered = ch.recs[len(ch.recs)-1].Offset + 1
+	}
+	return ch
+}
+
+// housekeeping runs, on the application's goroutine, a pending
+// revocation, the OnAssigned callback, and returns a queued error.
+func (k *Consumer) housekeeping() error {
+	k.mu.Lock()
+	if k.closed {
+		k.mu.Unlock()
+		return ErrClosed
+	}
+	if req := k.revokeReq; req != nil {
+		k.mu.Unlock()
+		k.revoke(req, true)
+		k.mu.Lock()
+	}
+	note := k.assignedNote
+	k.assignedNote = nil
+	var err error
+	if len(k.errs) > 0 {
+		err = k.errs[0]
+		k.errs = k.errs[1:]
+	}
+	k.mu.Unlock()
+	if note != nil && k.cfg.onAssigned != nil {
+		k.cfg.onAssigned(note)
+	}
+	return err
+}
+
+func (k *Consumer) records(ctx context.Context) iter.Seq2[*Record, error] {
+	return func(yield func(*Record, error) bool) {
+		for {
+			ch, err := k.take(ctx)
+			if err != nil {
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				if ctx.Err() != nil {
+					yield(nil, err)
+					return
+				}
+				if !yield(nil, err) {
+					return
+				}
+				continue
+			}
+			cp := ch.cp
+			for _, r := range ch.recs {
+				// A seek, revocation or reset since the chunk was taken
+				// drops the rest of it.
+				if k.revoking.Load() || cp.gone.Load() || cp.epoch.Load() != ch.epoch {
+					break
+				}
+				if !yield(r, nil) {
+					cp.processed.Store(r.Offset + 1)
+					return
+				}
+				cp.processed.Store(r.Offset + 1)
+			}
+		}
+	}
+}
+
+func (k *Consumer) poll(ctx context.Context) ([]*Record, error) {
+	k.markDeliveredProcessed()
+	ch, err := k.take(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := ch.recs
+	// Take whatever else is already queued, without waiting.
+	for len(out) < 10000 {
+		select {
+		case more := <-k.chunks:
+			if more = k.accept(more); len(more.recs) > 0 {
+				out = append(out, more.recs...)
+			}
+			continue
+		default:
+		}
+		break
+	}
+	return out, nil
+}
+
+// markDeliveredProcessed counts every delivered record as processed (Poll:
+// the previous Poll's records are done when the next is called).
+func (k *Consumer) markDeliveredProcessed() {
+	k.mu.Lock()
+	for _, cp := range k.parts {
+		if cp.delivered > cp.processed.Load() {
+			cp.processed.Store(cp.delivered)
+		}
+	}
+	k.mu.Unlock()
+}
+
+func (k *Consumer) assignment() map[string][]int32 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := map[string][]int32{}
+	for tp := range k.parts {
+		out[tp.topic] = append(out[tp.topic], tp.partition)
+	}
+	for t := range out {
+		slices.Sort(out[t])
+	}
+	return out
+}
+
+func (k *Consumer) seek(ctx context.Context, topic string, partition int32, o Offset) error {
+	tp := topicPart{topic, partition}
+	k.mu.Lock()
+	_, ok := k.parts[tp]
+	k.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("client: seek %s/%d: partition not assigned to this consumer", topic, partition)
+	}
+	offs, err := k.resolve(ctx, []topicPart{tp}, o)
+	if err != nil {
+		return err
+	}
+	k.setPositions(offs)
+	return nil
+}
+
+func (k *Consumer) seekAll(ctx context.Context, o Offset, topics ...string) error {
+	k.mu.Lock()
+	var tps []topicPart
+	for tp := range k.parts {
+		if len(topics) == 0 || slices.Contains(topics, tp.topic) {
+			tps = append(tps, tp)
+		}
+	}
+	k.mu.Unlock()
+	if len(tps) == 0 {
+		return nil
+	}
+	offs, err := k.resolve(ctx, tps, o)
+	if err != nil {
+		return err
+	}
+	k.setPositions(offs)
+	return nil
+}
+
+func (k *Consumer) setPositions(offs map[topicPart]int64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for tp, off := range offs {
+		if cp := k.parts[tp]; cp != nil {
+			cp.delivered = off
+			cp.epoch.Add(1)
+		}
+	}
+	k.restartSessionLocked()
+}
+
+// ---- commits ----
+
+func (k *Consumer) commit(ctx context.Context) error {
+	if k.cfg.group == "" {
+		return nil
+	}
+	k.markDeliveredProcessed()
+	return k.commitProcessed(ctx)
+}
+
+func (k *Consumer) commitRecords(ctx context.Context, recs ...*Record) error {
+	if k.cfg.group == "" || len(recs) == 0 {
+		return nil
+	}
+	offs := map[topicPart]int64{}
+	k.mu.Lock()
+	for _, r := range recs {
+		tp := topicPart{r.Topic, r.Partition}
+		cp := k.parts[tp]
+		if cp == nil {
+			k.mu.Unlock()
+			return fmt.Errorf("client: commit %s: partition not assigned to this consumer", r)
+		}
+		if r.Offset >= cp.delivered {
+			k.mu.Unlock()
+			return fmt.Errorf("client: commit %s: record not delivered by this consumer", r)
+		}
+		offs[tp] = max(offs[tp], r.Offset+1)
+	}
+	k.mu.Unlock()
+	return k.commitOffsets(ctx, offs)
+}
+
+// commitProcessed commits every partition's processed offset that moved
+// since the last commit.
+func (k *Consumer) commitProcessed(ctx context.Context) error {
+	offs := map[topicPart]int64{}
+	k.mu.Lock()
+	for tp, cp := range k.parts {
+		if p := cp.processed.Load(); p >= 0 && p != cp.committed {
+			offs[tp] = p
+		}
+	}
+	k.mu.Unlock()
+	if len(offs) == 0 {
+		return nil
+	}
+	return k.commitOffsets(ctx, offs)
+}
+
+func (k *Consumer) commitOffsets(ctx context.Context, offs map[topicPart]int64) error {
+	k.mu.Lock()
+	member, gen := k.memberID, k.generation
+	k.mu.Unlock()
+	if gen < 0 {
+		return ErrNotInGroup
+	}
+	req := &wire.OffsetCommitRequest{Group: k.cfg.group, MemberID: member, InstanceID: k.cfg.instanceID, Generation: gen}
+	for tp, off := range offs {
+		req.Offsets = append(req.Offsets, wire.CommittedOffset{Topic: tp.topic, Partition: tp.partition, Offset: off, LeaderEpoch: -1})
+	}
+	if err := k.c.simple(ctx, req); err != nil {
+		return err
+	}
+	k.mu.Lock()
+	for tp, off := range offs {
+		if cp := k.parts[tp]; cp != nil {
+			cp.committed = off
+		}
+	}
+	k.mu.Unlock()
+	return nil
+}
+
+// ---- close ----
+
+func (k *Consumer) close(ctx context.Context) error {
+	k.mu.Lock()
+	if k.closed {
+		k.mu.Unlock()
+		return nil
+	}
+	k.closed = true
+	k.mu.Unlock()
+	k.cancel()
+	k.wg.Wait()
+	if k.cfg.group == "" {
+		return nil
+	}
+	var errs []error
+	if k.cfg.autoCommit {
+		k.markDeliveredProcessed()
+		if err := k.commitProcessed(ctx); err != nil && !errors.Is(err, ErrNotInGroup) {
+			errs = append(errs, fmt.Errorf("client: commit on close: %w", err))
+		}
+	}
+	k.mu.Lock()
+	member := k.memberID
+	k.mu.Unlock()
+	if member != "" {
+		if err := k.leave(ctx, member); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (k *Consumer) leave(ctx context.Context, member string) error {
+	var resp wire.LeaveGroupResponse
+	err := k.c.roundTrip(ctx, &wire.LeaveGroupRequest{Group: k.cfg.group,
+		Members: []wire.LeaveMember{{MemberID: member, InstanceID: k.cfg.instanceID}}}, &resp)
+	if err == nil {
+		err = checkErr(resp.Err)
+	}
+	if err == nil && len(resp.Members) > 0 {
+		err = checkErr(resp.Members[0])
+	}
+	if err != nil && !errors.Is(err, kerr.UnknownMemberID) {
+		return fmt.Errorf("client: leave group %s: %w", k.cfg.group, err)
+	}
+	return nil
+}

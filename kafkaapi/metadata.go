@@ -1,0 +1,105 @@
+package kafkaapi
+
+import (
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/wispbus/wisp/bus"
+)
+
+// authorizedOperationsUnset is Kafka's "not requested / not computed"
+// value of the AuthorizedOperations fields (INT32_MIN).
+const authorizedOperationsUnset = -2147483648
+
+func handleMetadata(cc *call, req *kmsg.MetadataRequest) (*kmsg.MetadataResponse, error) {
+	b := cc.c.s.b
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	br := kmsg.NewMetadataResponseBroker()
+	br.NodeID, br.Host, br.Port = b.NodeID(), cc.c.host, cc.c.port
+	resp.Brokers = []kmsg.MetadataResponseBroker{br}
+	resp.ClusterID = kmsg.StringPtr(clusterID)
+	resp.ControllerID = b.NodeID()
+
+	// v0 asks for every topic with an empty list; v1+ with a null one.
+	if req.Topics == nil || req.Version == 0 && len(req.Topics) == 0 {
+		for _, info := range b.Topics() {
+			resp.Topics = append(resp.Topics, topicMetadata(info))
+		}
+		return resp, nil
+	}
+	// Kafka's auto.create.topics.enable, which v4+ requests may decline.
+	autoCreate := b.Config().AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
+	var fe firstErr
+	var byID map[[16]byte]bus.TopicInfo
+	for _, rt := range req.Topics {
+		var info bus.TopicInfo
+		var err error
+		switch {
+		case rt.Topic == nil: // v12+: by topic id
+			if byID == nil {
+				byID = topicsByID(b)
+			}
+			var ok bool
+			if info, ok = byID[rt.TopicID]; !ok {
+				err = fmt.Errorf("%w: %x", kerr.UnknownTopicID, rt.TopicID)
+			}
+		case autoCreate:
+			info, err = b.EnsureTopic(cc.c.ctx, *rt.Topic)
+		default:
+			info, err = b.Topic(*rt.Topic)
+		}
+		if err != nil {
+			t := kmsg.NewMetadataResponseTopic()
+			t.Topic, t.TopicID = rt.Topic, rt.TopicID
+			t.ErrorCode = fe.add(err)
+			resp.Topics = append(resp.Topics, t)
+			continue
+		}
+		resp.Topics = append(resp.Topics, topicMetadata(info))
+	}
+	return resp, fe.err
+}
+
+func topicMetadata(info bus.TopicInfo) kmsg.MetadataResponseTopic {
+	t := kmsg.NewMetadataResponseTopic()
+	t.Topic = kmsg.StringPtr(info.Name)
+	t.TopicID = info.ID
+	t.AuthorizedOperations = authorizedOperationsUnset
+	for _, p := range info.Partitions {
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition, mp.Leader, mp.LeaderEpoch = p.Partition, p.Leader, p.LeaderEpoch
+		mp.Replicas, mp.ISR, mp.OfflineReplicas = p.Replicas, p.ISR, []int32{}
+		t.Partitions = append(t.Partitions, mp)
+	}
+	return t
+}
+
+func topicsByID(b *bus.Broker) map[[16]byte]bus.TopicInfo {
+	topics := b.Topics()
+	m := make(map[[16]byte]bus.TopicInfo, len(topics))
+	for _, t := range topics {
+		m[t.ID] = t
+	}
+	return m
+}
+
+func handleDescribeCluster(cc *call, req *kmsg.DescribeClusterRequest) (*kmsg.DescribeClusterResponse, error) {
+	b := cc.c.s.b
+	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
+	resp.EndpointType = req.EndpointType
+	resp.ClusterID = clusterID
+	resp.ControllerID = b.NodeID()
+	resp.ClusterAuthorizedOperations = authorizedOperationsUnset
+	if req.Version >= 1 && req.EndpointType != 1 {
+		// 2 asks for controllers, which a wisp node does not expose.
+		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
+		resp.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("kafkaapi: endpoint type %d: only brokers (1) are served", req.EndpointType))
+		return resp, kerr.UnsupportedEndpointType
+	}
+	br := kmsg.NewDescribeClusterResponseBroker()
+	br.NodeID, br.Host, br.Port = b.NodeID(), cc.c.host, cc.c.port
+	resp.Brokers = []kmsg.DescribeClusterResponseBroker{br}
+	return resp, nil
+}

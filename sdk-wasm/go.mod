@@ -1,0 +1,3 @@
+module github.com/wispbus/wisp/sdk-wasm
+
+go 1.24
