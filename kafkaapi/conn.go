@@ -62,11 +62,11 @@ type call struct {
 	close bool          // stop serving the connection after this call
 }
 
-func (s *Server) newConn(nc net.Conn) *conn {
+func (s *Server) newConn(nc net.Conn, bound net.Addr) *conn {
 	ctx, cancel := context.WithCancel(s.ctx)
 	c := &conn{s: s, nc: nc, ctx: ctx, cancel: cancel, queue: make(chan *call, maxInFlight)}
 	c.log = s.log.With("remote", nc.RemoteAddr().String())
-	c.host, c.port = s.advertised(nc.LocalAddr())
+	c.host, c.port = s.advertised(nc.LocalAddr(), bound)
 	c.clientHost = "/" + nc.RemoteAddr().String()
 	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		c.clientHost = "/" + ta.IP.String()

@@ -155,13 +155,13 @@ func (s *Server) acceptLoop(ln net.Listener) {
 			return
 		}
 		delay = 0
+		c := s.newConn(nc, ln.Addr())
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			_ = nc.Close()
 			return
 		}
-		c := s.newConn(nc)
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()
 		c.start()
@@ -184,13 +184,11 @@ func (s *Server) goFunc(f func()) {
 }
 
 // advertised returns the host and port clients should use, as seen from a
-// connection whose local address is local.
-func (s *Server) advertised(local net.Addr) (string, int32) {
+// connection whose local address is local, accepted on bound.
+func (s *Server) advertised(local, bound net.Addr) (string, int32) {
 	addr := s.cfg.AdvertisedAddr
-	if addr == "" {
-		if a := s.Addr(); a != nil {
-			addr = a.String()
-		}
+	if addr == "" && bound != nil {
+		addr = bound.String()
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {

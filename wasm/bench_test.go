@@ -60,16 +60,19 @@ func BenchmarkGuest(b *testing.B) {
 	})
 }
 
-// BenchmarkDeadline compares the map function compiled with and without
-// wazero's termination checks (WithCloseOnContextDone), which is what a
-// per-batch deadline costs.
+// BenchmarkDeadline is what a per-batch deadline costs: the map function
+// with wisp's back-edge instrumentation (the default), with wazero's
+// WithCloseOnContextDone, and with no way to interrupt it.
 func BenchmarkDeadline(b *testing.B) {
 	in := benchBatch()
 	bin := wasmtest.Build(b, "testdata/bench")
-	for _, noDeadlines := range []bool{false, true} {
-		b.Run(fmt.Sprintf("deadline=%v", !noDeadlines), func(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		mode deadlineMode
+	}{{"instrument", deadlineInstrument}, {"wazero", deadlineWazero}, {"none", deadlineNone}} {
+		b.Run(mode.name, func(b *testing.B) {
 			ctx := context.Background()
-			rt, err := NewRuntime(ctx, Config{noDeadlines: noDeadlines})
+			rt, err := NewRuntime(ctx, Config{deadlines: mode.mode})
 			if err != nil {
 				b.Fatal(err)
 			}

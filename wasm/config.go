@@ -20,10 +20,22 @@ type Config struct {
 	// Logger receives the runtime's own logs. Default: discarded.
 	Logger *slog.Logger
 
-	// noDeadlines compiles without termination checks; benchmarks use it
-	// to measure what WithCloseOnContextDone costs. Timeouts do not work.
-	noDeadlines bool
+	// deadlines picks how calls are interrupted; benchmarks compare them.
+	deadlines deadlineMode
 }
+
+// deadlineMode is how a call past its deadline is stopped.
+type deadlineMode uint8
+
+const (
+	// deadlineInstrument (the default): modules are rewritten with a
+	// back-edge check of an interrupt global (internal/instrument).
+	deadlineInstrument deadlineMode = iota
+	// deadlineWazero: wazero's WithCloseOnContextDone.
+	deadlineWazero
+	// deadlineNone: calls cannot be interrupted (benchmarks only).
+	deadlineNone
+)
 
 // Defaults of PoolConfig.
 const (

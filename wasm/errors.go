@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/tetratelabs/wazero/sys"
 )
@@ -48,10 +49,15 @@ func IsModuleFailure(err error) bool {
 
 // classify turns a wazero call error into one of the errors above. ctx is
 // the caller's context (without the call deadline), inst the instance that
-// failed.
-func classify(ctx context.Context, inst *instance, err error, timeout string) error {
-	if inst != nil && inst.memory.refused {
+// failed, fired why its interrupt was raised (nil if it was not).
+func classify(ctx context.Context, inst *instance, err, fired error, timeout time.Duration) error {
+	switch {
+	case inst != nil && inst.memory.refused:
 		return fmt.Errorf("%w (%d MiB)", ErrMemoryLimit, inst.memory.limit>>20)
+	case errors.Is(fired, ErrTimeout):
+		return fmt.Errorf("%w after %s", ErrTimeout, timeout)
+	case fired != nil:
+		return fired // the caller's context ended
 	}
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {

@@ -9,11 +9,14 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
+
+	"github.com/wispbus/wisp/wasm/internal/instrument"
 )
 
 // Processor runs a batch of records through a function. *Pool and Native
@@ -42,13 +45,58 @@ type Pool struct {
 }
 
 type instance struct {
-	mod     api.Module
-	mem     api.Memory
-	version api.Function
-	buffer  api.Function
-	process api.Function
-	memory  *linearMemory
-	stack   [2]uint64
+	mod       api.Module
+	mem       api.Memory
+	version   api.Function
+	buffer    api.Function
+	process   api.Function
+	interrupt api.MutableGlobal // nil unless the module is instrumented
+	memory    *linearMemory
+	stack     [2]uint64
+
+	mu    sync.Mutex // guards armed and fired, and writes to interrupt
+	armed bool
+	fired error // why the interrupt was raised: ErrTimeout or a context error
+}
+
+// arm raises the instance's interrupt when timeout passes or ctx ends,
+// until the returned disarm is called. disarm reports why the interrupt
+// was raised, if it was, and lowers it again.
+//
+// The interrupt is raised from a timer goroutine while the instance runs
+// on the caller's: arming, firing and disarming take inst.mu, so a timer
+// that fires after the call returned (but before disarm) finds the
+// instance still armed, raises the flag, and disarm lowers it before the
+// instance goes back to the pool. A raised flag thus never leaks into the
+// next call.
+func (inst *instance) arm(ctx context.Context, timeout time.Duration) (disarm func() error) {
+	if inst.interrupt == nil {
+		return func() error { return nil }
+	}
+	inst.mu.Lock()
+	inst.armed, inst.fired = true, nil
+	inst.mu.Unlock()
+	fire := func(why error) {
+		inst.mu.Lock()
+		if inst.armed && inst.fired == nil {
+			inst.fired = why
+			inst.interrupt.Set(1)
+		}
+		inst.mu.Unlock()
+	}
+	t := time.AfterFunc(timeout, func() { fire(ErrTimeout) })
+	stop := context.AfterFunc(ctx, func() { fire(ctx.Err()) })
+	return func() error {
+		t.Stop()
+		stop()
+		inst.mu.Lock()
+		defer inst.mu.Unlock()
+		inst.armed = false
+		if inst.fired != nil {
+			inst.interrupt.Set(0)
+		}
+		return inst.fired
+	}
 }
 
 // PoolStats describe a pool's instances.
@@ -81,12 +129,10 @@ func (m *Module) NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 		WithStderr(cfg.Stderr).
 		WithSysWalltime().
 		WithSysNanotime().
-		WithSysNanosleep().
 		WithRandSource(crand.Reader).
-		WithStartFunctions()
-	if m.initFn {
-		mc = mc.WithStartFunctions("_initialize")
-	}
+		WithStartFunctions() // run by instantiate, under a deadline
+	// No WithSysNanosleep: sleeping returns at once, so that a module
+	// cannot block a worker in a host call that no deadline interrupts.
 	keys := make([]string, 0, len(cfg.Env))
 	for k := range cfg.Env {
 		keys = append(keys, k)
@@ -112,10 +158,13 @@ func (p *Pool) check(ctx context.Context) error {
 		return fmt.Errorf("%w: instantiation failed: %v", ErrInvalidModule, err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
-	defer cancel()
-	if err := inst.version.CallWithStack(cctx, inst.stack[:]); err != nil {
+	disarm := inst.arm(ctx, p.cfg.Timeout)
+	err = inst.version.CallWithStack(cctx, inst.stack[:])
+	fired := disarm()
+	cancel()
+	if err != nil {
 		p.discard(inst)
-		return fmt.Errorf("%w: wisp_abi_version failed: %v", ErrInvalidModule, classify(ctx, inst, err, p.cfg.Timeout.String()))
+		return fmt.Errorf("%w: wisp_abi_version failed: %v", ErrInvalidModule, classify(ctx, inst, err, fired, p.cfg.Timeout))
 	}
 	if v := int32(inst.stack[0]); v != ABIVersion {
 		p.discard(inst)
@@ -148,12 +197,33 @@ func (p *Pool) instantiate(ctx context.Context) (inst *instance, err error) {
 	}()
 	mod, err := p.m.rt.rt.InstantiateModule(ictx, p.m.cm, p.mc)
 	if err != nil {
-		return nil, classify(ctx, &instance{memory: lm}, err, p.cfg.InitTimeout.String())
+		return nil, classify(ctx, &instance{memory: lm}, err, nil, p.cfg.InitTimeout)
 	}
 	inst = &instance{mod: mod, mem: mod.Memory(), memory: lm,
 		version: mod.ExportedFunction("wisp_abi_version"),
 		buffer:  mod.ExportedFunction("wisp_buffer"),
 		process: mod.ExportedFunction("wisp_process")}
+	if g, ok := mod.ExportedGlobal(instrument.InterruptGlobal).(api.MutableGlobal); ok {
+		inst.interrupt = g
+	}
+	// The module's own initialisation: its start section (moved to an
+	// export by the instrumentation) and the WASI reactor's _initialize.
+	var inits []api.Function
+	if p.m.startFn {
+		inits = append(inits, mod.ExportedFunction(instrument.StartExport))
+	}
+	if p.m.initFn {
+		inits = append(inits, mod.ExportedFunction("_initialize"))
+	}
+	for _, fn := range inits {
+		disarm := inst.arm(ctx, p.cfg.InitTimeout)
+		err := fn.CallWithStack(ictx, nil)
+		fired := disarm()
+		if err != nil {
+			mod.Close(context.Background())
+			return nil, fmt.Errorf("%s: %w", fn.Definition().ExportNames()[0], classify(ctx, inst, err, fired, p.cfg.InitTimeout))
+		}
+	}
 	p.mu.Lock()
 	closed := p.closed
 	if !closed {
@@ -247,7 +317,8 @@ func (p *Pool) run(ctx context.Context, inst *instance, in *Batch, out *Results)
 	}
 	cctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
-	fail := func(err error) error { return classify(ctx, inst, err, p.cfg.Timeout.String()) }
+	disarm := inst.arm(ctx, p.cfg.Timeout)
+	fail := func(err error) error { return classify(ctx, inst, err, disarm(), p.cfg.Timeout) }
 
 	inst.stack[0] = uint64(size)
 	if err := inst.buffer.CallWithStack(cctx, inst.stack[:]); err != nil {
@@ -255,6 +326,7 @@ func (p *Pool) run(ctx context.Context, inst *instance, in *Batch, out *Results)
 	}
 	ptr := uint32(inst.stack[0])
 	if ptr == 0 {
+		disarm()
 		if inst.memory.refused {
 			return fmt.Errorf("%w (%d MiB): no room for a %d-byte batch", ErrMemoryLimit, inst.memory.limit>>20, size)
 		}
@@ -262,15 +334,18 @@ func (p *Pool) run(ctx context.Context, inst *instance, in *Batch, out *Results)
 	}
 	view, ok := inst.mem.Read(ptr, uint32(size))
 	if !ok {
+		disarm()
 		return fmt.Errorf("%w: wisp_buffer returned [%d, +%d) outside memory", ErrMalformed, ptr, size)
 	}
 	if enc := EncodeInput(view[:0], in); len(enc) != size || (size > 0 && unsafe.SliceData(enc) != unsafe.SliceData(view)) {
 		panic("wasm: InputSize and EncodeInput disagree")
 	}
 	inst.stack[0], inst.stack[1] = uint64(ptr), uint64(size)
-	if err := inst.process.CallWithStack(cctx, inst.stack[:]); err != nil {
+	err := inst.process.CallWithStack(cctx, inst.stack[:])
+	if err != nil {
 		return fail(err)
 	}
+	disarm() // the call completed: its result stands even if the timer fired since
 	optr, olen := uint32(inst.stack[0]>>32), uint32(inst.stack[0])
 	oview, ok := inst.mem.Read(optr, olen)
 	if !ok {

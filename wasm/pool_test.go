@@ -190,7 +190,7 @@ func TestSandbox(t *testing.T) {
 	var stdout, stderr syncBuffer
 	p := newPool(t, "testdata/evil", PoolConfig{
 		Name: "evil-fn", Env: map[string]string{"GREETING": "hi"},
-		MemoryLimit: 32 << 20, Timeout: 300 * time.Millisecond, MaxInstances: 2,
+		MemoryLimit: 32 << 20, Timeout: time.Second, MaxInstances: 2,
 		Stdout: &stdout, Stderr: &stderr,
 	})
 	ctx := context.Background()
@@ -200,7 +200,7 @@ func TestSandbox(t *testing.T) {
 		want  error
 		msg   string
 	}{
-		{"loop", ErrTimeout, "after 300ms"},
+		{"loop", ErrTimeout, "after 1s"},
 		{"bomb", ErrMemoryLimit, "32 MiB"},
 		{"trap", ErrTrap, "out of bounds memory access"},
 		{"exit", ErrExit, "code 3"},

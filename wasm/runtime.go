@@ -15,6 +15,8 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/wispbus/wisp/wasm/internal/instrument"
 )
 
 // Runtime compiles and runs function modules. One per node; safe for
@@ -35,8 +37,9 @@ type Runtime struct {
 func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	cfg = cfg.withDefaults()
 	rc := wazero.NewRuntimeConfigCompiler().
-		WithCloseOnContextDone(!cfg.noDeadlines).
-		WithCoreFeatures(api.CoreFeaturesV2)
+		WithCloseOnContextDone(cfg.deadlines == deadlineWazero).
+		WithCoreFeatures(api.CoreFeaturesV2).
+		WithDebugInfoEnabled(false)
 	var cache wazero.CompilationCache
 	if cfg.CacheDir != "" {
 		if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
@@ -86,7 +89,8 @@ type Module struct {
 	rt       *Runtime
 	cm       wazero.CompiledModule
 	hash     string
-	initFn   bool
+	initFn   bool // exports _initialize (a WASI reactor)
+	startFn  bool // had a start section, now exported as instrument.StartExport
 	minPages uint32
 	refs     int // guarded by rt.mu
 }
@@ -114,8 +118,15 @@ func (r *Runtime) Compile(ctx context.Context, bin []byte) (*Module, error) {
 	if len(bin) < 8 || string(bin[:4]) != "\x00asm" {
 		return nil, fmt.Errorf("%w: not a WebAssembly binary (no \\0asm header)", ErrInvalidModule)
 	}
+	code := bin
+	if r.cfg.deadlines == deadlineInstrument {
+		var err error
+		if code, err = instrument.Rewrite(bin); err != nil {
+			return nil, fmt.Errorf("%w: does not compile: %v", ErrInvalidModule, err)
+		}
+	}
 	cctx := experimental.WithCompilationWorkers(ctx, r.cfg.CompileWorkers)
-	cm, err := r.rt.CompileModule(cctx, bin)
+	cm, err := r.rt.CompileModule(cctx, code)
 	if err != nil {
 		return nil, fmt.Errorf("%w: does not compile: %v", ErrInvalidModule, err)
 	}
@@ -193,6 +204,7 @@ func (m *Module) checkShape() error {
 		}
 		m.initFn = true
 	}
+	_, m.startFn = exports[instrument.StartExport]
 	mem, ok := m.cm.ExportedMemories()["memory"]
 	if !ok {
 		return bad("no exported memory named \"memory\"")

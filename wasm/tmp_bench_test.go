@@ -11,10 +11,10 @@ func BenchmarkTmp(b *testing.B) {
 	in := benchBatch()
 	bin := wasmtest.Build(b, "testdata/bench")
 	ctx := context.Background()
-	rt, _ := NewRuntime(ctx, Config{noDeadlines: true})
+	rt, _ := NewRuntime(ctx, Config{})
 	defer rt.Close(ctx)
 	mod, _ := rt.Compile(ctx, bin)
-	for _, mode := range []string{"drop", "filter", "map"} {
+	for _, mode := range []string{"drop", "pdrop", "pconst", "pvalue", "pkv", "process", "map"} {
 		b.Run(mode, func(b *testing.B) {
 			p, err := mod.NewPool(ctx, PoolConfig{Env: map[string]string{"MODE": mode}})
 			if err != nil {

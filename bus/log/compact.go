@@ -177,7 +177,7 @@ func (l *Log) cleanSegment(v view, keep func(*batch.Record) bool, lastOfProducer
 		_ = os.Remove(tmp)
 		return err
 	}
-	w := bufio.NewWriterSize(f, 1<<20)
+	w := bufio.NewWriterSize(f, int(min(v.size, 1<<20)))
 	st := segState{next: base, maxTS: -1}
 	err = v.each(func(h batch.Header, b []byte) error {
 		out := b
@@ -211,13 +211,13 @@ func (l *Log) cleanSegment(v view, keep func(*batch.Record) bool, lastOfProducer
 	if err != nil {
 		return fail(err)
 	}
-	return l.swapLocked(v, f, tmp, st)
+	return l.swap(v, f, tmp, st)
 }
 
-// swapLocked installs a cleaned segment in place of v.seg, unless
-// retention or truncation changed that segment meanwhile. Despite the name
-// it takes appendMu itself (it is called with compactMu held).
-func (l *Log) swapLocked(v view, f *os.File, tmp string, st segState) error {
+// swap installs a cleaned segment in place of v.seg, unless retention
+// or truncation changed that segment meanwhile. It takes appendMu (the
+// caller holds compactMu).
+func (l *Log) swap(v view, f *os.File, tmp string, st segState) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	old := v.seg

@@ -72,7 +72,7 @@ func (l *Log) flush() {
 	err := datasync(s.f)
 	s.release()
 	if err != nil {
-		l.failLocked(fmt.Errorf("log: fsync %s: %v: %w", s.path, err, kerr.KafkaStorageError))
+		l.fail(fmt.Errorf("log: fsync %s: %v: %w", s.path, err, kerr.KafkaStorageError))
 		return
 	}
 	l.mu.Lock()
@@ -97,10 +97,13 @@ func (l *Log) Sync(ctx context.Context, offset int64) error {
 		l.durTaken.Store(true)
 		ch := l.durCh
 		l.mu.RUnlock()
+		if policy == FlushAlways && dur >= min(offset, end) {
+			return nil
+		}
 		if failed != nil {
 			return failed
 		}
-		if policy != FlushAlways || dur >= min(offset, end) {
+		if policy != FlushAlways {
 			return nil
 		}
 		if shut {

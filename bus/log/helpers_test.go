@@ -220,3 +220,5 @@ func checkFor(t testing.TB, total, every time.Duration, fn func() error) {
 	}
 	t.Fatalf("timed out: %v", err)
 }
+
+func timeNow() time.Time { return time.Now() }

@@ -26,7 +26,10 @@
 // held only for short sections without I/O, so readers, who snapshot under
 // mu.RLock and pread without it, never wait for a write syscall and never
 // make a writer wait for theirs. The flusher goroutine takes only mu.
-// Methods and helpers whose names end in Locked expect appendMu held.
+// Helpers whose names end in Locked say which lock they expect: mu for
+// usableLocked, wakeLocked, wakeDurLocked, findLocked, viewLocked and
+// viewsLocked; appendMu for writeLocked, rollLocked, dropFrontLocked and
+// truncateFullyLocked.
 package log
 
 import (
@@ -296,7 +299,7 @@ func (l *Log) writeLocked(data []byte, first, last int64, cfg Config) error {
 // last segment can ever hold a torn write. appendMu must be held.
 func (l *Log) rollLocked(s *segment, base int64) (*segment, error) {
 	if err := datasync(s.f); err != nil {
-		l.failLocked(fmt.Errorf("log: fsync %s: %v: %w", s.path, err, kerr.KafkaStorageError))
+		l.fail(fmt.Errorf("log: fsync %s: %v: %w", s.path, err, kerr.KafkaStorageError))
 		return nil, l.failed
 	}
 	if err := writeIndexes(l.dir, s.base, s.entries); err != nil {
@@ -313,9 +316,8 @@ func (l *Log) rollLocked(s *segment, base int64) (*segment, error) {
 	return ns, nil
 }
 
-// failLocked records a fatal storage error. Callers hold appendMu or are
-// the flusher; mu must not be held.
-func (l *Log) failLocked(err error) {
+// fail records a fatal storage error; mu must not be held.
+func (l *Log) fail(err error) {
 	l.mu.Lock()
 	if l.failed == nil {
 		l.failed = err
@@ -384,10 +386,25 @@ func (l *Log) SetConfig(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	l.mu.RLock()
+	old, closed, end, active := l.cfg, l.closed, l.end, l.segs[len(l.segs)-1]
+	l.mu.RUnlock()
+	if closed {
 		return ErrClosed
+	}
+	if old.Flush == FlushOS && cfg.Flush != FlushOS {
+		// Under FlushOS DurableOffset reports EndOffset; make that true
+		// before switching, so that it never goes backwards.
+		if err := datasync(active.f); err != nil {
+			l.fail(fmt.Errorf("log: fsync %s: %v: %w", active.path, err, kerr.KafkaStorageError))
+			return l.failed
+		}
+	}
+	l.mu.Lock()
+	if old.Flush == FlushOS && cfg.Flush != FlushOS {
+		l.durable = max(l.durable, end)
 	}
 	l.cfg = cfg
 	l.wakeDurLocked() // Sync waiters re-check the policy
@@ -650,8 +667,13 @@ func (l *Log) OffsetForTime(ts int64) (offset int64, recordTS int64, err error) 
 		if v.maxTS < ts {
 			continue
 		}
-		pos, _ := lookupTime(v.entries, ts)
+		pos, rel := lookupTime(v.entries, ts)
 		r := newReader(v.seg.f, v.size, 64<<10)
+		if pos > 0 {
+			if h, err := r.header(pos); err != nil || h.BaseOffset != v.seg.base+rel {
+				pos = 0 // a bad index entry costs a scan, never a wrong answer
+			}
+		}
 		for pos < v.size {
 			h, err := r.header(pos)
 			if err != nil {

@@ -687,3 +687,33 @@ func TestDelete(t *testing.T) {
 		t.Fatalf("dir still there: %v", err)
 	}
 }
+
+func TestSetConfigFlushSwitch(t *testing.T) {
+	cfg := testConfig()
+	cfg.Flush = FlushOS
+	l := openT(t, t.TempDir(), cfg)
+	for i := 0; i < 5; i++ {
+		if _, _, err := l.Append(kv(t, batch.None, 1, "k", "v"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l.DurableOffset() != 5 {
+		t.Fatalf("FlushOS durable %d", l.DurableOffset())
+	}
+	cfg.Flush = FlushAlways
+	if err := l.SetConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if l.DurableOffset() != 5 {
+		t.Fatalf("durable went back to %d after switching to FlushAlways", l.DurableOffset())
+	}
+	if _, last, err := l.Append(kv(t, batch.None, 1, "k", "v"), 0); err != nil || l.Sync(context.Background(), last+1) != nil {
+		t.Fatal(err)
+	}
+	if l.DurableOffset() != 6 {
+		t.Fatalf("durable %d", l.DurableOffset())
+	}
+	if got := l.Config().Flush; got != FlushAlways {
+		t.Fatalf("config %v", got)
+	}
+}

@@ -167,11 +167,11 @@ func (l *Log) Truncate(offset int64) error {
 	}
 	st.size = pos
 	if err := s.f.Truncate(pos); err != nil {
-		l.failLocked(fmt.Errorf("log: truncate %s: %v: %w", s.path, err, kerr.KafkaStorageError))
+		l.fail(fmt.Errorf("log: truncate %s: %v: %w", s.path, err, kerr.KafkaStorageError))
 		return l.failed
 	}
 	if err := datasync(s.f); err != nil {
-		l.failLocked(fmt.Errorf("log: fsync %s: %v: %w", s.path, err, kerr.KafkaStorageError))
+		l.fail(fmt.Errorf("log: fsync %s: %v: %w", s.path, err, kerr.KafkaStorageError))
 		return l.failed
 	}
 	l.mu.Lock()
@@ -209,7 +209,7 @@ func (l *Log) truncateFullyLocked(offset int64, segs []*segment) error {
 	}
 	ns, err := createSegment(l.dir, offset)
 	if err != nil {
-		l.failLocked(fmt.Errorf("%w: %w", kerr.KafkaStorageError, err))
+		l.fail(fmt.Errorf("%w: %w", kerr.KafkaStorageError, err))
 		return l.failed
 	}
 	l.mu.Lock()

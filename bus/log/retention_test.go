@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,10 +47,10 @@ func TestRetain(t *testing.T) {
 		wantStart int64
 	}{
 		{"unlimited", -1, 0, 1e9, 0, 0},
-		{"bytes keep 3", 3, 0, 0, 2, 20},        // 5 segments, keep the newest 3 (active counts)
-		{"bytes keep 1", 1, 0, 0, 4, 40},        // never the active one
-		{"bytes zero", 0, 0, 0, 4, 40},          // still never the active one
-		{"age", -1, time.Second, 3500, 2, 20},   // segments with max ts 1000, 2000 are older than 2500
+		{"bytes keep 3", 3, 0, 0, 2, 20},         // 5 segments, keep the newest 3 (active counts)
+		{"bytes keep 1", 1, 0, 0, 4, 40},         // never the active one
+		{"bytes zero", 0, 0, 0, 4, 40},           // still never the active one
+		{"age", -1, time.Second, 3500, 2, 20},    // segments with max ts 1000, 2000 are older than 2500
 		{"age all", -1, time.Second, 1e9, 4, 40}, // all closed
 		{"age none", -1, time.Second, 1500, 0, 0},
 	}
@@ -142,5 +143,90 @@ func TestDeleteRecordsBefore(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(img, startCheckpointFile)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMaintenanceUnderLoad runs retention, compaction, DeleteRecordsBefore,
+// OffsetForTime and ScanHeaders while a writer appends and readers chase
+// it; readers must only ever see valid batches with rising offsets.
+func TestMaintenanceUnderLoad(t *testing.T) {
+	cfg := testConfig()
+	cfg.SegmentBytes = 1024
+	cfg.RetentionBytes = 8 << 10
+	cfg.Flush = FlushOS
+	l := openT(t, t.TempDir(), cfg)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for r := 0; r < 2; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			next := int64(0)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				data, err := l.Read(next, 2048, l.EndOffset())
+				if errors.Is(err, kerr.OffsetOutOfRange) {
+					next = l.StartOffset()
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if err := batch.Each(data, func(h batch.Header, _ []byte) error {
+					if h.LastOffset() < next {
+						return fmt.Errorf("batch %d..%d before %d", h.BaseOffset, h.LastOffset(), next)
+					}
+					next = h.NextOffset()
+					return nil
+				}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := l.Retain(time.Now()); err != nil {
+				t.Error(err)
+			}
+			if err := l.Compact(time.Now()); err != nil {
+				t.Error(err)
+			}
+			if _, _, err := l.OffsetForTime(int64(i)); err != nil {
+				t.Error(err)
+			}
+			if err := l.ScanHeaders(0, func(batch.Header) error { return nil }); err != nil {
+				t.Error(err)
+			}
+			if start := l.StartOffset(); i%10 == 0 && start < l.EndOffset() {
+				if err := l.DeleteRecordsBefore(start + 1); err != nil {
+					t.Error(err)
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	for i := 0; i < 1500; i++ {
+		if _, _, err := l.Append(kv(t, batch.None, int64(i), fmt.Sprint("k", i%7), fmt.Sprint(i)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if l.Size() > 16<<10 {
+		t.Fatalf("retention did not keep up: %d bytes", l.Size())
 	}
 }

@@ -181,7 +181,7 @@ type reader struct {
 var errPastLimit = errors.New("log: read past segment end")
 
 func newReader(f *os.File, limit int64, window int) *reader {
-	return &reader{f: f, limit: limit, buf: make([]byte, window)}
+	return &reader{f: f, limit: limit, buf: make([]byte, max(min(int64(window), limit), 0))}
 }
 
 // at returns n bytes at pos. The slice is valid until the next call.

@@ -312,8 +312,17 @@ func FuzzRecords(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		// Records must not panic on anything, verified or not.
+		// Records must not panic on anything, verified or not; and to reach
+		// past the CRC, also decode a copy with length, magic and CRC fixed
+		// up, as a malicious producer would send.
 		_, _ = Records(data)
+		if len(data) >= HeaderSize && len(data)-12 <= MaxBatchSize {
+			d := append([]byte{}, data...)
+			binary.BigEndian.PutUint32(d[8:], uint32(len(d)-12))
+			d[16] = 2
+			binary.BigEndian.PutUint32(d[17:], Checksum(d))
+			_, _ = decodeVerified(d)
+		}
 		recs, err := decodeVerified(data)
 		if _, _, verr := Verify(data); verr != nil {
 			if err == nil || recs != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // Registry is wisp's Prometheus registry; httpapi serves it on /metrics.
@@ -27,7 +28,7 @@ var requestErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 
 func init() {
 	Registry.MustRegister(requestSeconds, requestErrors,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 }
 
 // ObserveRequest records one request's latency, and an error if err != nil.
