@@ -24,9 +24,11 @@ func BenchmarkProduce(b *testing.B) {
 				}
 				val := make([]byte, size)
 				var failed atomic.Int64
+				var firstErr atomic.Value
 				promise := func(_ *Record, err error) {
 					if err != nil {
 						failed.Add(1)
+						firstErr.CompareAndSwap(nil, err)
 					}
 				}
 				b.ReportAllocs()
@@ -42,7 +44,7 @@ func BenchmarkProduce(b *testing.B) {
 				}
 				el := time.Since(start)
 				if failed.Load() > 0 {
-					b.Fatalf("%d records failed", failed.Load())
+					b.Fatalf("%d records failed, first: %v", failed.Load(), firstErr.Load())
 				}
 				b.ReportMetric(float64(count)/el.Seconds(), "records/s")
 			})

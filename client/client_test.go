@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -88,5 +89,77 @@ func TestProduceSyncFillsOffsets(t *testing.T) {
 	err := c.ProduceSync(ctx, &Record{Topic: "bad topic!", Value: []byte("x")})
 	if !errors.Is(err, kerr.InvalidTopicException) {
 		t.Fatalf("bad topic: %v", err)
+	}
+}
+
+func TestPollAcksNoneAndNonIdempotent(t *testing.T) {
+	n := startNode(t, map[string]string{"flush": "os"})
+	ctx := testCtx(t, 20*time.Second)
+	for _, opts := range [][]Opt{{RequiredAcks(AcksNone)}, {DisableIdempotentWrite(), RequiredAcks(AcksLeader)}} {
+		c := n.client(t, opts...)
+		topic := fmt.Sprintf("poll-%d", len(opts))
+		if _, err := c.CreateTopic(ctx, TopicSpec{Name: topic}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 300 {
+			c.Produce(ctx, &Record{Topic: topic, Value: []byte(fmt.Sprint(i))}, nil)
+		}
+		if err := c.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		k, err := c.NewConsumer(ctx, Topics(topic))
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := int64(0)
+		for next < 300 {
+			recs, err := k.Poll(ctx)
+			if err != nil {
+				t.Fatalf("%s: %v (at %d)", topic, err, next)
+			}
+			for _, r := range recs {
+				if r.Offset != next || string(r.Value) != fmt.Sprint(next) {
+					t.Fatalf("%s: got %s %q, want offset %d", topic, r, r.Value, next)
+				}
+				next++
+			}
+		}
+		k.Close(ctx)
+	}
+}
+
+func TestBufferBackpressure(t *testing.T) {
+	n := startNode(t, map[string]string{"flush": "os"})
+	ctx := testCtx(t, 20*time.Second)
+	c := n.client(t, MaxBufferedRecords(10), Linger(time.Hour))
+	// With linger an hour, the buffer only drains because a full buffer
+	// sends what lingers; Produce blocks meanwhile instead of growing.
+	for i := range 100 {
+		c.Produce(ctx, &Record{Topic: "bp", Value: []byte{byte(i)}}, nil)
+		if b := c.BufferedRecords(); b > 10 {
+			t.Fatalf("%d records buffered, limit 10", b)
+		}
+	}
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A context that has ended while the buffer is full fails the record
+	// instead of blocking.
+	full := n.client(t, MaxBufferedRecords(1), Linger(time.Hour))
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	errs := make(chan error, 2)
+	full.Produce(ctx, &Record{Topic: "bp", Value: []byte("a")}, func(_ *Record, err error) { errs <- err })
+	full.Produce(canceled, &Record{Topic: "bp", Value: []byte("b")}, func(_ *Record, err error) { errs <- err })
+	if err := full.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// b fails at once (Produce calls its promise before returning), a
+	// is written.
+	if err := <-errs; !errors.Is(err, context.Canceled) {
+		t.Fatalf("produce with an ended context on a full buffer: %v", err)
+	}
+	if err := <-errs; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -217,9 +217,10 @@ func DisableIdempotentWrite() Opt { return optFunc(func(c *cfg) { c.idempotent =
 // connection is free; a full batch (BatchMaxBytes) is sent at once.
 func Linger(d time.Duration) Opt { return optFunc(func(c *cfg) { c.linger = d }) }
 
-// BatchMaxBytes bounds one produced RecordBatch before compression,
-// overriding the default of 1 MiB. A record larger than this fails with
-// ErrRecordTooLarge.
+// BatchMaxBytes bounds one produced RecordBatch, header included, before
+// compression, overriding the default of 1 MiB (the broker's default
+// max.message.bytes is 1 MiB + 12). A record that does not fit an empty
+// batch fails with ErrRecordTooLarge.
 func BatchMaxBytes(n int) Opt { return optFunc(func(c *cfg) { c.batchMaxBytes = n }) }
 
 // MaxBufferedRecords bounds the records produced but not yet acknowledged,

@@ -188,9 +188,10 @@ func (c *Client) NewConsumer(ctx context.Context, opts ...ConsumerOpt) (*Consume
 //		handle(rec)
 //	}
 //
-// A record counts as processed, for auto-commit and Commit, once the loop
-// body has returned for it. Records is not safe for concurrent use with
-// itself or Poll.
+// A record counts as processed, for auto-commit and the commit before a
+// rebalance, once the loop body has returned for it. Breaking out of the
+// loop keeps the rest of the records already fetched for the next call.
+// Records is not safe for concurrent use with itself or Poll.
 func (k *Consumer) Records(ctx context.Context) iter.Seq2[*Record, error] {
 	return k.records(ctx)
 }
@@ -201,11 +202,13 @@ func (k *Consumer) Records(ctx context.Context) iter.Seq2[*Record, error] {
 func (k *Consumer) Poll(ctx context.Context) ([]*Record, error) { return k.poll(ctx) }
 
 // Commit commits, for every partition, the offset after the last record
-// the application has processed. It is a no-op without a group.
+// handed to the application (by Records or Poll); records still buffered
+// in the consumer are never covered. It is a no-op without a group.
 func (k *Consumer) Commit(ctx context.Context) error { return k.commit(ctx) }
 
 // CommitRecords commits the offsets after the given records (the highest
-// per partition), which must have been returned by this consumer.
+// per partition), which must have been handed to the application by this
+// consumer.
 func (k *Consumer) CommitRecords(ctx context.Context, recs ...*Record) error {
 	return k.commitRecords(ctx, recs...)
 }
@@ -227,6 +230,8 @@ func (k *Consumer) SeekAll(ctx context.Context, o Offset, topics ...string) erro
 func (k *Consumer) Assignment() map[string][]int32 { return k.assignment() }
 
 // Close stops consuming: with a group and auto-commit it commits what was
-// processed, then leaves the group (the others rebalance at once). It
-// returns when the consumer's goroutines are gone.
+// processed, then leaves the group (the others rebalance at once; a static
+// member with an InstanceID does not leave, so that a restart within the
+// session timeout gets its partitions back). It returns when the consumer's
+// goroutines are gone.
 func (k *Consumer) Close(ctx context.Context) error { return k.close(ctx) }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"iter"
@@ -10,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/quic-go/quic-go"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -58,6 +58,10 @@ type Consumer struct {
 
 	revoking atomic.Bool // a revocation is pending: the app's goroutine stops yielding
 
+	// held is the rest of a chunk the application stopped iterating in
+	// the middle of; only the application's goroutine touches it.
+	held chunk
+
 	mu           sync.Mutex
 	parts        map[topicPart]*cpart
 	sess         *quic.Stream // the open fetch session, cancelled to restart it
@@ -65,16 +69,22 @@ type Consumer struct {
 	assignedNote map[string][]int32
 	errs         []error
 	memberID     string
-	generation   int32
+	generation   int32 // of the assignment in force; -1 between generations
+	lastGen      int32 // of lastAssigned, sent in the member metadata
 	lastAssigned map[string][]int32
+	topicCounts  map[string]int32 // partition counts of the subscription at the last join
 	closed       bool
 }
 
-// cpart is an assigned partition's positions.
+// cpart is an assigned partition's positions. delivered >= received >=
+// processed: delivered is where the fetch session resumes (records up to it
+// were taken off the channel), received follows the records actually handed
+// to the application, processed the ones it finished with.
 type cpart struct {
 	tp        topicPart
-	delivered int64        // next offset to give the application; guarded by Consumer.mu
+	delivered int64        // next offset to take from the session; guarded by Consumer.mu
 	committed int64        // last offset committed by this consumer, -1 none; guarded by Consumer.mu
+	received  atomic.Int64 // offset after the last record handed to the application, -1 none
 	processed atomic.Int64 // offset after the last processed record, -1 none
 	epoch     atomic.Uint64
 	gone      atomic.Bool // no longer assigned
@@ -109,7 +119,7 @@ func newConsumer(ctx context.Context, c *Client, cc consumerCfg) (*Consumer, err
 	}
 	k := &Consumer{c: c, cfg: cc, chunks: make(chan chunk, max(cc.fetchBuffer, 1)),
 		notify: make(chan struct{}, 1), restart: make(chan struct{}, 1),
-		parts: map[topicPart]*cpart{}, generation: -1}
+		parts: map[topicPart]*cpart{}, generation: -1, lastGen: -1}
 	k.ctx, k.cancel = context.WithCancel(c.ctx)
 	if cc.group == "" {
 		if err := k.assignAll(ctx); err != nil {
@@ -263,11 +273,13 @@ func (k *Consumer) install(parts map[string][]int32, offs map[topicPart]int64, g
 		for _, p := range ps {
 			tp := topicPart{t, p}
 			cp := &cpart{tp: tp, delivered: offs[tp], committed: -1}
+			cp.received.Store(-1)
 			cp.processed.Store(-1)
 			k.parts[tp] = cp
 		}
 	}
 	k.generation = generation
+	k.lastGen = generation
 	k.lastAssigned = parts
 	k.assignedNote = parts
 	k.restartSessionLocked()
@@ -431,6 +443,9 @@ func (k *Consumer) pushError(err error) {
 
 // decodeRecords decodes whole batches, skipping control batches and records
 // below from, and returns the records and the offset after the last batch.
+// Records are decoded straight into one slab per call (no intermediate
+// slice per batch); their Key, Value and header values alias data (or the
+// decompressed body).
 func decodeRecords(topic string, partition int32, data []byte, from int64) ([]*Record, int64, error) {
 	next := from
 	total := 0
@@ -442,7 +457,10 @@ func decodeRecords(topic string, partition int32, data []byte, from int64) ([]*R
 		total += int(h.NumRecords)
 		b = b[h.Size():]
 	}
-	slab := make([]Record, 0, total)
+	// Record counts come from the network: a record takes at least 7
+	// bytes uncompressed, so never size the slab past what data could hold
+	// (compressed batches grow it by append).
+	slab := make([]Record, 0, min(total, len(data)/7+1))
 	for len(data) >= batch.HeaderSize {
 		h, b, err := batch.Verify(data)
 		if errors.Is(err, batch.ErrShort) {
@@ -459,17 +477,32 @@ func decodeRecords(topic string, partition int32, data []byte, from int64) ([]*R
 		if h.IsControl() {
 			continue
 		}
-		recs, err := batch.Records(b)
-		if err != nil {
-			return nil, next, err
+		body := b[batch.HeaderSize:]
+		if h.Codec() != batch.None {
+			if body, err = batch.Decompress(h.Codec(), body); err != nil {
+				return nil, next, err
+			}
 		}
-		for i := range recs {
-			r := &recs[i]
+		if int(h.NumRecords) > len(body) {
+			return nil, next, fmt.Errorf("%w: %d records in %d bytes", batch.ErrCorrupt, h.NumRecords, len(body))
+		}
+		logAppend := h.Attributes&batch.AttrLogAppendTime != 0
+		for i := int32(0); i < h.NumRecords; i++ {
+			var r Record
+			var tsDelta, offDelta int64
+			if body, tsDelta, offDelta, err = readRecord(body, &r); err != nil {
+				return nil, next, fmt.Errorf("record %d of batch at %d: %w", i, h.BaseOffset, err)
+			}
+			r.Offset = h.BaseOffset + offDelta
 			if r.Offset < from {
 				continue
 			}
-			slab = append(slab, Record{Topic: topic, Partition: partition, Offset: r.Offset, Key: r.Key, Value: r.Value,
-				Headers: *(*[]Header)(unsafe.Pointer(&r.Headers)), Timestamp: time.UnixMilli(r.Timestamp)})
+			ts := h.BaseTimestamp + tsDelta
+			if logAppend {
+				ts = h.MaxTimestamp
+			}
+			r.Topic, r.Partition, r.Timestamp = topic, partition, time.UnixMilli(ts)
+			slab = append(slab, r)
 		}
 	}
 	out := make([]*Record, len(slab))
@@ -477,6 +510,68 @@ func decodeRecords(topic string, partition int32, data []byte, from int64) ([]*R
 		out[i] = &slab[i]
 	}
 	return out, next, nil
+}
+
+// readRecord decodes one record of a RecordBatch v2 body (see
+// internal/batch): length, attributes, timestamp delta, offset delta, key,
+// value, headers, all varints or varint-prefixed.
+func readRecord(b []byte, r *Record) (rest []byte, tsDelta, offDelta int64, err error) {
+	corrupt := func(what string) ([]byte, int64, int64, error) {
+		return nil, 0, 0, fmt.Errorf("%w: %s", batch.ErrCorrupt, what)
+	}
+	length, n := binary.Varint(b)
+	if n <= 0 || length < 1 || int64(len(b)-n) < length {
+		return corrupt("record length")
+	}
+	rest = b[n+int(length):]
+	b = b[n+1 : n+int(length)] // skip the attributes byte
+	if tsDelta, n = binary.Varint(b); n <= 0 {
+		return corrupt("timestamp delta")
+	}
+	b = b[n:]
+	if offDelta, n = binary.Varint(b); n <= 0 {
+		return corrupt("offset delta")
+	}
+	b = b[n:]
+	var ok bool
+	if r.Key, b, ok = varBytes(b); !ok {
+		return corrupt("key")
+	}
+	if r.Value, b, ok = varBytes(b); !ok {
+		return corrupt("value")
+	}
+	nh, n := binary.Varint(b)
+	if n <= 0 || nh < 0 || nh > int64(len(b)) {
+		return corrupt("header count")
+	}
+	b = b[n:]
+	if nh > 0 {
+		r.Headers = make([]Header, nh)
+		for j := range r.Headers {
+			var k []byte
+			if k, b, ok = varBytes(b); !ok {
+				return corrupt("header key")
+			}
+			r.Headers[j].Key = string(k)
+			if r.Headers[j].Value, b, ok = varBytes(b); !ok {
+				return corrupt("header value")
+			}
+		}
+	}
+	return rest, tsDelta, offDelta, nil
+}
+
+// varBytes reads a varint length (-1 = null) and that many bytes.
+func varBytes(b []byte) (v, rest []byte, ok bool) {
+	l, n := binary.Varint(b)
+	if n <= 0 || l < -1 || l > int64(len(b)-n) {
+		return nil, nil, false
+	}
+	b = b[n:]
+	if l < 0 {
+		return nil, b, true
+	}
+	return b[:l:l], b[l:], true
 }
 
 // ---- the application's side ----
@@ -532,7 +627,7 @@ func (k *Consumer) housekeeping() error {
 	}
 	if req := k.revokeReq; req != nil {
 		k.mu.Unlock()
-		k.revoke(req, true)
+		k.revoke(req)
 		k.mu.Lock()
 	}
 	note := k.assignedNote
@@ -549,10 +644,27 @@ func (k *Consumer) housekeeping() error {
 	return err
 }
 
+// valid reports whether records of ch may still be handed out: no seek,
+// reset or revocation since it was taken.
+func (k *Consumer) valid(ch chunk) bool {
+	return ch.cp != nil && !k.revoking.Load() && !ch.cp.gone.Load() && ch.cp.epoch.Load() == ch.epoch
+}
+
+// next returns the held remainder of a chunk, or takes a new one.
+func (k *Consumer) next(ctx context.Context) (chunk, error) {
+	if ch := k.held; len(ch.recs) > 0 {
+		k.held = chunk{}
+		if k.valid(ch) {
+			return ch, nil
+		}
+	}
+	return k.take(ctx)
+}
+
 func (k *Consumer) records(ctx context.Context) iter.Seq2[*Record, error] {
 	return func(yield func(*Record, error) bool) {
 		for {
-			ch, err := k.take(ctx)
+			ch, err := k.next(ctx)
 			if err != nil {
 				if errors.Is(err, ErrClosed) {
 					return
@@ -567,35 +679,40 @@ func (k *Consumer) records(ctx context.Context) iter.Seq2[*Record, error] {
 				continue
 			}
 			cp := ch.cp
-			for _, r := range ch.recs {
+			for i, r := range ch.recs {
 				// A seek, revocation or reset since the chunk was taken
 				// drops the rest of it.
-				if k.revoking.Load() || cp.gone.Load() || cp.epoch.Load() != ch.epoch {
+				if !k.valid(ch) {
 					break
 				}
-				if !yield(r, nil) {
-					cp.processed.Store(r.Offset + 1)
+				cp.received.Store(r.Offset + 1)
+				ok := yield(r, nil)
+				cp.processed.Store(r.Offset + 1)
+				if !ok {
+					ch.recs = ch.recs[i+1:]
+					k.held = ch
 					return
 				}
-				cp.processed.Store(r.Offset + 1)
 			}
 		}
 	}
 }
 
 func (k *Consumer) poll(ctx context.Context) ([]*Record, error) {
-	k.markDeliveredProcessed()
-	ch, err := k.take(ctx)
+	k.markReceivedProcessed()
+	ch, err := k.next(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := ch.recs
+	ch.cp.received.Store(out[len(out)-1].Offset + 1)
 	// Take whatever else is already queued, without waiting.
 	for len(out) < 10000 {
 		select {
 		case more := <-k.chunks:
 			if more = k.accept(more); len(more.recs) > 0 {
 				out = append(out, more.recs...)
+				more.cp.received.Store(more.recs[len(more.recs)-1].Offset + 1)
 			}
 			continue
 		default:
@@ -605,13 +722,14 @@ func (k *Consumer) poll(ctx context.Context) ([]*Record, error) {
 	return out, nil
 }
 
-// markDeliveredProcessed counts every delivered record as processed (Poll:
-// the previous Poll's records are done when the next is called).
-func (k *Consumer) markDeliveredProcessed() {
+// markReceivedProcessed counts every record handed to the application as
+// processed (Poll: the previous Poll's records are done when the next is
+// called; Commit and Close: the application is done with what it got).
+func (k *Consumer) markReceivedProcessed() {
 	k.mu.Lock()
 	for _, cp := range k.parts {
-		if cp.delivered > cp.processed.Load() {
-			cp.processed.Store(cp.delivered)
+		if r := cp.received.Load(); r > cp.processed.Load() {
+			cp.processed.Store(r)
 		}
 	}
 	k.mu.Unlock()
@@ -684,7 +802,7 @@ func (k *Consumer) commit(ctx context.Context) error {
 	if k.cfg.group == "" {
 		return nil
 	}
-	k.markDeliveredProcessed()
+	k.markReceivedProcessed()
 	return k.commitProcessed(ctx)
 }
 
@@ -701,7 +819,7 @@ func (k *Consumer) commitRecords(ctx context.Context, recs ...*Record) error {
 			k.mu.Unlock()
 			return fmt.Errorf("client: commit %s: partition not assigned to this consumer", r)
 		}
-		if r.Offset >= cp.delivered {
+		if r.Offset >= cp.received.Load() {
 			k.mu.Unlock()
 			return fmt.Errorf("client: commit %s: record not delivered by this consumer", r)
 		}
@@ -769,7 +887,7 @@ func (k *Consumer) close(ctx context.Context) error {
 	}
 	var errs []error
 	if k.cfg.autoCommit {
-		k.markDeliveredProcessed()
+		k.markReceivedProcessed()
 		if err := k.commitProcessed(ctx); err != nil && !errors.Is(err, ErrNotInGroup) {
 			errs = append(errs, fmt.Errorf("client: commit on close: %w", err))
 		}
@@ -777,7 +895,10 @@ func (k *Consumer) close(ctx context.Context) error {
 	k.mu.Lock()
 	member := k.memberID
 	k.mu.Unlock()
-	if member != "" {
+	// A static member does not leave: the group keeps its partitions for
+	// it until its session times out, so a restart takes them straight
+	// back (Kafka does the same).
+	if member != "" && k.cfg.instanceID == "" {
 		if err := k.leave(ctx, member); err != nil {
 			errs = append(errs, err)
 		}

@@ -22,6 +22,12 @@ func (k *Consumer) groupLoop() {
 		if k.ctx.Err() != nil {
 			return
 		}
+		if rejoinNow(err) {
+			// Group dynamics, not failures: another member joined or left
+			// mid-round, or this member's id or generation went stale.
+			k.c.cfg.logger.Debug("consumer group: joining again", "group", k.cfg.group, "err", err)
+			return
+		}
 		k.c.cfg.logger.Warn("consumer group", "group", k.cfg.group, "err", err)
 		if !IsRetryable(err) {
 			k.pushError(fmt.Errorf("client: group %s: %w", k.cfg.group, err))
@@ -52,7 +58,7 @@ func (k *Consumer) groupLoop() {
 // this member's assignment.
 func (k *Consumer) joinAndSync() (int32, map[string][]int32, error) {
 	k.mu.Lock()
-	member, owned, prevGen := k.memberID, k.lastAssigned, k.generation
+	member, owned, prevGen := k.memberID, k.lastAssigned, k.lastGen
 	k.mu.Unlock()
 	meta := encodeMetadata(k.cfg.topics, owned, prevGen)
 	req := &wire.JoinGroupRequest{Group: k.cfg.group, MemberID: member, InstanceID: k.cfg.instanceID,
@@ -111,6 +117,12 @@ func (k *Consumer) joinAndSync() (int32, map[string][]int32, error) {
 		}
 		return resp.Generation, assigned, nil
 	}
+}
+
+// rejoinNow reports errors after which a member simply joins again.
+func rejoinNow(err error) bool {
+	return errors.Is(err, kerr.RebalanceInProgress) || errors.Is(err, kerr.UnknownMemberID) ||
+		errors.Is(err, kerr.IllegalGeneration) || errors.Is(err, kerr.MemberIDRequired)
 }
 
 func (k *Consumer) setMember(id string) {
@@ -186,8 +198,13 @@ func (k *Consumer) start(gen int32, assigned map[string][]int32) error {
 	if err != nil {
 		return err
 	}
+	counts, err := k.subscriptionCounts(ctx)
+	if err != nil {
+		return err
+	}
 	k.install(assigned, offs, gen)
 	k.mu.Lock()
+	k.topicCounts = counts
 	for tp, off := range committed {
 		if cp := k.parts[tp]; cp != nil {
 			cp.committed = off
@@ -198,10 +215,34 @@ func (k *Consumer) start(gen int32, assigned map[string][]int32) error {
 	return nil
 }
 
-// stable heartbeats and auto-commits until the member must rejoin.
+// metadataCheck is how often a member compares its subscription's
+// partition counts with those of its last join (a variable for tests).
+var metadataCheck = 10 * time.Second
+
+// subscriptionCounts returns the partition count of each subscribed topic
+// that exists.
+func (k *Consumer) subscriptionCounts(ctx context.Context) (map[string]int32, error) {
+	md, err := k.c.metadata(ctx, k.cfg.topics, false)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int32{}
+	for _, t := range md.Topics {
+		if t.Err.Code == 0 {
+			out[t.Name] = int32(len(t.Partitions))
+		}
+	}
+	return out, nil
+}
+
+// stable heartbeats and auto-commits until the member must rejoin: the
+// coordinator says so, or a subscribed topic appeared or grew (the member
+// then rejoins with new metadata, which makes the group rebalance).
 func (k *Consumer) stable(gen int32) {
 	hb := time.NewTicker(k.cfg.heartbeatInterval)
 	defer hb.Stop()
+	mdt := time.NewTicker(metadataCheck)
+	defer mdt.Stop()
 	var commitC <-chan time.Time
 	if k.cfg.autoCommit {
 		t := time.NewTicker(k.cfg.autoCommitInterval)
@@ -218,6 +259,18 @@ func (k *Consumer) stable(gen int32) {
 				k.c.cfg.logger.Debug("auto-commit failed", "group", k.cfg.group, "err", err)
 			}
 			cancel()
+		case <-mdt.C:
+			ctx, cancel := context.WithTimeout(k.ctx, k.c.cfg.requestTimeout)
+			counts, err := k.subscriptionCounts(ctx)
+			cancel()
+			k.mu.Lock()
+			changed := err == nil && !maps.Equal(counts, k.topicCounts)
+			k.mu.Unlock()
+			if changed {
+				k.c.cfg.logger.Info("subscribed topics changed; rejoining", "group", k.cfg.group, "partitions", counts)
+				k.revokeWithApp()
+				return
+			}
 		case <-hb.C:
 			k.mu.Lock()
 			member := k.memberID
@@ -269,7 +322,7 @@ func (k *Consumer) revokeWithApp() {
 	select {
 	case <-req:
 	case <-t.C:
-		k.revoke(req, false)
+		k.revoke(req)
 	case <-k.ctx.Done():
 	}
 }
@@ -280,13 +333,13 @@ func (k *Consumer) revokeNow() {
 	k.mu.Lock()
 	k.revokeReq = req
 	k.mu.Unlock()
-	k.revoke(req, false)
+	k.revoke(req)
 }
 
 // revoke drops the assignment (once per request): commit what was
 // processed (with auto-commit and a live generation), stop fetching, call
 // OnRevoked.
-func (k *Consumer) revoke(req chan struct{}, fromApp bool) {
+func (k *Consumer) revoke(req chan struct{}) {
 	k.mu.Lock()
 	if k.revokeReq != req {
 		k.mu.Unlock()
@@ -317,5 +370,4 @@ func (k *Consumer) revoke(req chan struct{}, fromApp bool) {
 		k.cfg.onRevoked(revoked)
 	}
 	close(req)
-	_ = fromApp
 }

@@ -36,6 +36,11 @@ func startNode(t testing.TB, defaults map[string]string) *testNode {
 
 func startNodeAt(t testing.TB, dir string, defaults map[string]string) *testNode {
 	t.Helper()
+	return startNodeAddr(t, dir, "127.0.0.1:0", defaults)
+}
+
+func startNodeAddr(t testing.TB, dir, addr string, defaults map[string]string) *testNode {
+	t.Helper()
 	bcfg := bus.DefaultConfig()
 	bcfg.DataDir = dir
 	bcfg.TopicDefaults = defaults
@@ -45,7 +50,7 @@ func startNodeAt(t testing.TB, dir string, defaults map[string]string) *testNode
 		t.Fatal(err)
 	}
 	tcfg := transport.DefaultConfig()
-	tcfg.Addr = "127.0.0.1:0"
+	tcfg.Addr = addr
 	tcfg.DataDir = dir
 	tcfg.Logger = quietLogger()
 	srv, err := transport.NewServer(tcfg, b)

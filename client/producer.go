@@ -21,8 +21,9 @@ func (c *Client) Produce(ctx context.Context, rec *Record, promise func(*Record,
 }
 
 // ProduceSync produces recs and waits until every one is written or has
-// failed. It fills in Partition and Offset and returns the first error (all
-// errors joined when several failed).
+// failed. It fills in Partition and Offset and returns the error (all
+// errors joined when several failed). If ctx ends first it returns
+// ctx.Err(); records already buffered may still be written.
 func (c *Client) ProduceSync(ctx context.Context, recs ...*Record) error {
 	return c.produceSync(ctx, recs...)
 }

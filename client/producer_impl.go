@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -70,6 +71,8 @@ type producer struct {
 
 	wake chan struct{} // cap 1: something for the sender to look at
 
+	resent atomic.Int64 // batches put back for resending (tests watch it)
+
 	cbMu    sync.Mutex
 	cbCond  *sync.Cond
 	cbQueue []completion
@@ -96,6 +99,8 @@ type ppart struct {
 	pid       int64
 	epoch     int16
 	hasPID    bool
+	lastSize  int // bytes and records of the last sealed batch, to size the next
+	lastCount int
 	nextSeq   int32
 	needPID   bool
 }
@@ -107,7 +112,6 @@ type pbatch struct {
 	firstTS  int64
 	maxTS    int64
 	created  time.Time
-	sealed   bool
 	prepared bool // compressed and sized (sender only)
 	encoded  bool // producer id and sequence written
 	baseSeq  int32
@@ -179,7 +183,7 @@ func (p *producer) produce(ctx context.Context, rec *Record, promise func(*Recor
 		return
 	}
 	size := recordSize(rec)
-	if size > int64(p.cfg.batchMaxBytes) {
+	if size+batch.HeaderSize+16 > int64(p.cfg.batchMaxBytes) {
 		fail(fmt.Errorf("%w: %d bytes", ErrRecordTooLarge, size))
 		return
 	}
@@ -261,13 +265,13 @@ func (p *producer) addLocked(t *ptopic, pr precord) error {
 	}
 	ts := pr.r.Timestamp.UnixMilli()
 	b := pp.cur
-	if b != nil && len(b.buf)-batch.HeaderSize+int(pr.size)+16 > p.cfg.batchMaxBytes {
+	if b != nil && len(b.buf)+int(pr.size)+16 > p.cfg.batchMaxBytes {
 		p.sealLocked(pp)
 		b = nil
 	}
 	if b == nil {
 		b = &pbatch{part: pp, created: time.Now(), firstTS: ts, maxTS: ts,
-			buf: make([]byte, batch.HeaderSize, batch.HeaderSize+min(p.cfg.batchMaxBytes, 16<<10))}
+			buf: p.newBuf(pp.lastSize), recs: make([]precord, 0, max(pp.lastCount, 16))}
 		pp.cur = b
 		p.poke()
 	}
@@ -276,7 +280,7 @@ func (p *producer) addLocked(t *ptopic, pr precord) error {
 	b.buf = batch.AppendRecord(b.buf, &br, int32(len(b.recs)), b.firstTS, ts)
 	b.maxTS = max(b.maxTS, ts)
 	b.recs = append(b.recs, pr)
-	if len(b.buf)-batch.HeaderSize >= p.cfg.batchMaxBytes-64 {
+	if len(b.buf) >= p.cfg.batchMaxBytes-64 {
 		p.sealLocked(pp)
 	}
 	return nil
@@ -289,7 +293,7 @@ func (p *producer) sealLocked(pp *ppart) {
 		return
 	}
 	pp.cur = nil
-	b.sealed = true
+	pp.lastSize, pp.lastCount = len(b.buf), len(b.recs)
 	pp.ready = append(pp.ready, b)
 	if ba, ok := p.cfg.partitioner.(batchAware); ok {
 		ba.onBatchClosed(pp.topic, pp.partition)
@@ -380,10 +384,45 @@ func (c *Client) partitionCount(ctx context.Context, topic string) (int32, error
 	return 0, fmt.Errorf("%w: %s", kerr.UnknownTopicOrPartition, topic)
 }
 
+// bufPool holds batch buffers of full size (cap BatchMaxBytes): a
+// partition whose batches fill up reuses them instead of growing a new
+// one every time.
+var bufPool sync.Pool
+
+// newBuf returns a buffer for a batch, with room for the header; sized
+// after the partition's last batch.
+func (p *producer) newBuf(last int) []byte {
+	if last >= p.cfg.batchMaxBytes/2 {
+		if bp, ok := bufPool.Get().(*[]byte); ok && cap(*bp) == p.cfg.batchMaxBytes {
+			return (*bp)[:batch.HeaderSize]
+		}
+		return make([]byte, batch.HeaderSize, p.cfg.batchMaxBytes)
+	}
+	return make([]byte, batch.HeaderSize, min(p.cfg.batchMaxBytes, max(16<<10, last+last/4)))
+}
+
+// release returns a finished batch's buffer to the pool. The sender is
+// done with it: quic-go copied it into packets before Write returned, and
+// a batch is finished only after its last send.
+func (p *producer) release(b *pbatch) {
+	if cap(b.buf) == p.cfg.batchMaxBytes {
+		buf := b.buf[:0]
+		bufPool.Put(&buf)
+	}
+	b.buf = nil
+}
+
 // complete hands finished records to the callback goroutine and frees
 // their buffer space.
 func (p *producer) complete(recs []precord, err error) {
 	p.cbMu.Lock()
+	if p.cbDone {
+		// Closed and the callback goroutine is gone or going: run them
+		// here rather than lose them.
+		p.cbMu.Unlock()
+		p.runCallbacks([]completion{{recs: recs, err: err}})
+		return
+	}
 	p.cbQueue = append(p.cbQueue, completion{recs: recs, err: err})
 	p.cbCond.Signal()
 	p.cbMu.Unlock()
@@ -403,23 +442,27 @@ func (p *producer) callbacks() {
 		q := p.cbQueue
 		p.cbQueue = nil
 		p.cbMu.Unlock()
-		var recs int
-		var bytes int64
-		for _, c := range q {
-			for _, pr := range c.recs {
-				if pr.promise != nil {
-					pr.promise(pr.r, c.err)
-				}
-				recs++
-				bytes += pr.size
-			}
-		}
-		p.mu.Lock()
-		p.bufRecs -= recs
-		p.bufBytes -= bytes
-		p.space.Broadcast()
-		p.mu.Unlock()
+		p.runCallbacks(q)
 	}
+}
+
+func (p *producer) runCallbacks(q []completion) {
+	var recs int
+	var bytes int64
+	for _, c := range q {
+		for _, pr := range c.recs {
+			if pr.promise != nil {
+				pr.promise(pr.r, c.err)
+			}
+			recs++
+			bytes += pr.size
+		}
+	}
+	p.mu.Lock()
+	p.bufRecs -= recs
+	p.bufBytes -= bytes
+	p.space.Broadcast()
+	p.mu.Unlock()
 }
 
 // sender is the one goroutine that writes the produce stream.
@@ -443,6 +486,7 @@ func (p *producer) sender() {
 		if len(work.expired) > 0 {
 			for _, b := range work.expired {
 				p.complete(b.recs, b.lastErr)
+				p.release(b)
 			}
 		}
 		if len(work.sends) > 0 {
@@ -649,16 +693,35 @@ func (p *producer) initPIDs(global bool, parts []*ppart) {
 	}
 }
 
-// write encodes and writes batches as ProduceRequests, in one write.
+// write writes batches as ProduceRequests: each frame's fields, then the
+// batch bytes themselves (quic-go copies them into packets; no frame
+// buffer copy). Small batches are gathered into one write.
 func (p *producer) write(s *pstream, sends []*pbatch, wbuf []byte) []byte {
 	timeout := int32(p.cfg.requestTimeout / time.Millisecond)
+	_ = s.str.SetWriteDeadline(time.Now().Add(p.cfg.requestTimeout))
+	var err error
 	for _, b := range sends {
 		p.prepare(b)
-		wbuf = wire.AppendFrame(wbuf, &wire.ProduceRequest{Corr: b.corr, Acks: int8(p.cfg.acks), TimeoutMs: timeout,
-			Topic: b.part.topic, Partition: b.part.partition, Batches: b.buf})
+		req := wire.ProduceRequest{Corr: b.corr, Acks: int8(p.cfg.acks), TimeoutMs: timeout,
+			Topic: b.part.topic, Partition: b.part.partition}
+		if len(b.buf) < 64<<10 {
+			req.Batches = b.buf
+			wbuf = wire.AppendFrame(wbuf, &req)
+			continue
+		}
+		wbuf = wire.AppendProduceHeader(wbuf, &req, len(b.buf))
+		if _, err = s.str.Write(wbuf); err != nil {
+			break
+		}
+		wbuf = wbuf[:0]
+		if _, err = s.str.Write(b.buf); err != nil {
+			break
+		}
 	}
-	_ = s.str.SetWriteDeadline(time.Now().Add(p.cfg.requestTimeout))
-	if _, err := s.str.Write(wbuf); err != nil {
+	if err == nil && len(wbuf) > 0 {
+		_, err = s.str.Write(wbuf)
+	}
+	if err != nil {
 		p.streamFailed(s, fmt.Errorf("%w: %w", ErrConnection, err))
 		return wbuf
 	}
@@ -677,6 +740,7 @@ func (p *producer) write(s *pstream, sends []*pbatch, wbuf []byte) []byte {
 		p.mu.Unlock()
 		for _, b := range sends {
 			p.complete(b.recs, nil)
+			p.release(b)
 		}
 	}
 	return wbuf
@@ -746,6 +810,10 @@ func (p *producer) readAnswers(s *pstream) {
 // answer applies one ProduceResponse.
 func (p *producer) answer(s *pstream, resp *wire.ProduceResponse) {
 	p.mu.Lock()
+	if s.dead {
+		p.mu.Unlock()
+		return // its batches were requeued or failed already
+	}
 	b := s.pending[resp.Corr]
 	if b == nil {
 		p.mu.Unlock()
@@ -769,6 +837,7 @@ func (p *producer) answer(s *pstream, resp *wire.ProduceResponse) {
 			}
 		}
 		done = append(done, completion{recs: b.recs})
+		p.release(b)
 	case IsRetryable(err) || (pp.retrying && errors.Is(err, kerr.OutOfOrderSequenceNumber)):
 		b.attempts++
 		b.lastErr = err
@@ -776,6 +845,7 @@ func (p *producer) answer(s *pstream, resp *wire.ProduceResponse) {
 		pp.requeue = append(pp.requeue, b)
 	default:
 		done = append(done, completion{recs: b.recs, err: err})
+		p.release(b)
 		if p.cfg.idempotent {
 			// A gap in the sequence: later batches in flight come back
 			// out of order; they are renumbered under a new producer id.
@@ -785,6 +855,9 @@ func (p *producer) answer(s *pstream, resp *wire.ProduceResponse) {
 	}
 	if pp.retrying && len(pp.inflight) == 0 {
 		p.endRetryLocked(pp)
+	}
+	if len(pp.ready) > 0 || pp.cur != nil {
+		p.poke() // an in-flight slot is free
 	}
 	p.mu.Unlock()
 	for _, c := range done {
@@ -831,6 +904,7 @@ func (p *producer) streamFailed(s *pstream, err error) {
 			b.attempts++
 			b.lastErr = err
 		}
+		p.resent.Add(int64(len(pp.inflight)))
 		pp.requeue = append(pp.requeue, pp.inflight...)
 		pp.inflight = nil
 		pp.retrying = true
@@ -848,10 +922,14 @@ func (p *producer) streamFailed(s *pstream, err error) {
 }
 
 func (c *Client) produceSync(ctx context.Context, recs ...*Record) error {
-	var wg sync.WaitGroup
+	if len(recs) == 0 {
+		return nil
+	}
 	var mu sync.Mutex
 	var errs []error
-	wg.Add(len(recs))
+	left := atomic.Int64{}
+	left.Store(int64(len(recs)))
+	done := make(chan struct{})
 	for _, r := range recs {
 		c.produce(ctx, r, func(r *Record, err error) {
 			if err != nil {
@@ -859,7 +937,9 @@ func (c *Client) produceSync(ctx context.Context, recs ...*Record) error {
 				errs = append(errs, fmt.Errorf("%s/%d: %w", r.Topic, r.Partition, err))
 				mu.Unlock()
 			}
-			wg.Done()
+			if left.Add(-1) == 0 {
+				close(done)
+			}
 		})
 	}
 	// Records produced, waiting for them need not linger.
@@ -874,7 +954,13 @@ func (c *Client) produceSync(ctx context.Context, recs ...*Record) error {
 			c.prod.mu.Unlock()
 		}()
 	}
-	wg.Wait()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err() // the records stay buffered and may still be written
+	}
+	mu.Lock()
+	defer mu.Unlock()
 	if len(errs) == 1 {
 		return errs[0]
 	}
@@ -942,6 +1028,10 @@ func (p *producer) shutdown() {
 	}
 	s := p.stream
 	p.stream = nil
+	if s != nil {
+		s.dead = true
+		s.pending = map[uint32]*pbatch{}
+	}
 	p.space.Broadcast()
 	p.mu.Unlock()
 	if s != nil {

@@ -6,9 +6,13 @@ import (
 )
 
 // Record is one message. A producer sets Topic, Key, Value, Headers and
-// optionally Timestamp (zero means now) and Partition (used only with
-// ManualPartitioner); the client fills in Partition and Offset once the
-// broker has the record. A consumer receives every field filled in.
+// optionally Timestamp (zero means now, and is filled in) and Partition
+// (used only with ManualPartitioner); the client fills in Partition when
+// the record is buffered and Offset once the broker has it (-1 with
+// AcksNone). Do not modify a record between Produce and its promise. A
+// consumer receives every field filled in; Key, Value and header values
+// share memory with the fetched batches (never reused, but holding one
+// keeps its whole fetch in memory: copy small values kept for long).
 type Record struct {
 	Topic     string
 	Partition int32

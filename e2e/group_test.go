@@ -31,8 +31,8 @@ func TestGroupMemberLeavesMidStream(t *testing.T) {
 	}
 	var (
 		mu       sync.Mutex
-		seen     = map[string]int{}  // value -> times consumed
-		where    = map[string]pos{}  // value -> where it was read
+		seen     = map[string]int{}   // value -> times consumed
+		where    = map[string]pos{}   // value -> where it was read
 		byMember = [3]map[int32]int{} // partition -> records, per member
 	)
 	for i := range byMember {

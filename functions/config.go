@@ -30,7 +30,8 @@ type Config struct {
 	ScanInterval time.Duration
 
 	// MaxBatchRecords bounds the input records of one batch (one call into
-	// the module). Default 1000.
+	// the module). Default 5000: each batch costs two fsyncs (the commit and
+	// the outputs), so batches are as large as the outputs allow.
 	MaxBatchRecords int
 	// MaxBatchBytes bounds the input bytes fetched for one batch. Default
 	// 1 MiB.
@@ -55,7 +56,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		ScanInterval:    5 * time.Second,
-		MaxBatchRecords: 1000,
+		MaxBatchRecords: 5000,
 		MaxBatchBytes:   1 << 20,
 		RetryBackoff:    100 * time.Millisecond,
 		MaxBackoff:      10 * time.Second,

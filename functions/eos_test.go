@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/wispbus/wisp/bus"
+	"github.com/wispbus/wisp/wasm"
+	"github.com/wispbus/wisp/wasm/wasmtest"
 )
 
 // checkExactlyOnce verifies that out holds every input value exactly once.
@@ -133,6 +135,7 @@ const (
 	childDirEnv    = "WISP_FN_TEST_DIR"
 	childModuleEnv = "WISP_FN_TEST_MODULE"
 	childKillEnv   = "WISP_FN_TEST_KILL_AFTER"
+	childCacheEnv  = "WISP_FN_TEST_CACHE"
 )
 
 // runChild opens a node on the parent's data directory, deploys the copy
@@ -163,6 +166,10 @@ func runChild() int {
 	}
 	cfg := testConfig(dir)
 	cfg.MaxBatchRecords = 5
+	if cfg.Runtime, err = wasm.NewRuntime(context.Background(), wasm.Config{CacheDir: os.Getenv(childCacheEnv)}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
 	m, err := Open(cfg, b)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -205,7 +212,7 @@ func TestKillExactlyOnce(t *testing.T) {
 	}
 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=1", childDirEnv+"="+dir, childModuleEnv+"="+modPath, childKillEnv+"=9")
+	cmd.Env = append(os.Environ(), childEnv+"=1", childDirEnv+"="+dir, childModuleEnv+"="+modPath, childKillEnv+"=9", childCacheEnv+"="+wasmtest.CacheDir(t))
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || !exit.Sys().(syscall.WaitStatus).Signaled() {

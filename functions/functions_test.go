@@ -141,7 +141,7 @@ func TestAdversarial(t *testing.T) {
 	n.createTopic("evil-in", 1)
 	n.createTopic("good-in", 1)
 	n.deploy(Manifest{Name: "evil", Input: "evil-in", Outputs: []string{"evil-out"}, DLQ: "evil-dlq", Start: "start",
-		Limits: Limits{MemoryMB: 32, Timeout: 500 * time.Millisecond, Retries: 1}}, "testdata/evil")
+		Limits: Limits{MemoryMB: 16, Timeout: time.Second, Retries: 1}}, "testdata/evil")
 	n.deploy(Manifest{Name: "good", Input: "good-in", Outputs: []string{"good-out"}, Start: "start",
 		Env: map[string]string{"MODE": "map"}}, "testdata/bench")
 
@@ -231,7 +231,7 @@ func TestFailedState(t *testing.T) {
 	if info, _ := n.m.Info("strict"); info.State != StateFailed {
 		t.Fatalf("after restart: %+v", info)
 	}
-	man.DLQ = "dlq"
+	man.DLQ, man.Start = "dlq", "" // continue from the committed offset
 	n.deploy(man, "testdata/evil")
 	n.waitCaughtUp("strict")
 	if got := values(n.consume("out")); !slices.Equal(got, []string{"a", "b", "c"}) {
@@ -321,7 +321,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	select {
 	case l := <-lines:
-		if l.Stream != StreamWisp {
+		if l.Stream != StreamStdout || l.Text != "hello from fn" {
 			t.Errorf("first followed line %+v", l)
 		}
 	case <-time.After(5 * time.Second):

@@ -24,7 +24,6 @@ import (
 var shared struct {
 	once sync.Once
 	rt   *wasm.Runtime
-	dir  string
 	err  error
 	mu   sync.Mutex
 	keep map[string]*wasm.Module
@@ -37,7 +36,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if shared.rt != nil {
 		shared.rt.Close(context.Background())
-		os.RemoveAll(shared.dir)
 	}
 	os.Exit(code)
 }
@@ -45,10 +43,7 @@ func TestMain(m *testing.M) {
 func sharedRuntime(t testing.TB) *wasm.Runtime {
 	t.Helper()
 	shared.once.Do(func() {
-		if shared.dir, shared.err = os.MkdirTemp("", "wisp-fn-cache-"); shared.err != nil {
-			return
-		}
-		shared.rt, shared.err = wasm.NewRuntime(context.Background(), wasm.Config{CacheDir: shared.dir})
+		shared.rt, shared.err = wasm.NewRuntime(context.Background(), wasm.Config{CacheDir: wasmtest.CacheDir(t)})
 		shared.keep = map[string]*wasm.Module{}
 	})
 	if shared.err != nil {

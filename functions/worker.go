@@ -135,9 +135,9 @@ type worker struct {
 	outcomes []outcome
 	topics   map[string]*topicMeta
 
-	stats counters
-	mu    sync.Mutex // guards state, lastErr, lastErrAt
-	state string
+	stats     counters
+	mu        sync.Mutex // guards state, lastErr, lastErrAt
+	state     string
 	lastErr   string
 	lastErrAt time.Time
 }

@@ -172,7 +172,6 @@ func handleDeleteTopics(cc *call, req *kmsg.DeleteTopicsRequest) (*kmsg.DeleteTo
 			topics = append(topics, rt)
 		}
 	}
-	var byID map[[16]byte]bus.TopicInfo
 	for _, rt := range topics {
 		t := kmsg.NewDeleteTopicsResponseTopic()
 		t.Topic, t.TopicID = rt.Topic, rt.TopicID
@@ -184,14 +183,10 @@ func handleDeleteTopics(cc *call, req *kmsg.DeleteTopicsRequest) (*kmsg.DeleteTo
 				t.TopicID = info.ID
 			}
 		} else {
-			if byID == nil {
-				byID = topicsByID(b)
-			}
-			if info, ok := byID[rt.TopicID]; ok {
+			var info bus.TopicInfo
+			if info, err = cc.c.s.topicByID(rt.TopicID); err == nil {
 				name = info.Name
 				t.Topic = kmsg.StringPtr(name)
-			} else {
-				err = fmt.Errorf("%w: %x", kerr.UnknownTopicID, rt.TopicID)
 			}
 		}
 		if err == nil {

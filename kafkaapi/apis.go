@@ -48,7 +48,7 @@ func init() {
 		{32, 0, 4, replier(handleDescribeConfigs)},
 		{33, 0, 2, replier(handleAlterConfigs)},
 		{37, 0, 3, replier(handleCreatePartitions)},
-		{42, 0, 2, replier(handleDeleteGroups)},
+		{42, 0, 3, replier(handleDeleteGroups)},
 		{44, 0, 1, replier(handleIncrementalAlterConfigs)},
 		{47, 0, 0, replier(handleOffsetDelete)},
 		{60, 0, 1, replier(handleDescribeCluster)},

@@ -56,9 +56,9 @@ type call struct {
 	clientID string
 	start    time.Time
 
-	once  sync.Once
-	done  chan struct{} // closed once out (or noResponse, or closeConn) is set
-	out   []byte        // the whole response frame
+	once  sync.Once     // the call finishes once: finish, finishNoResponse or abort
+	done  chan struct{} // closed when the call has finished
+	out   []byte        // the whole response frame; nil: no response
 	close bool          // stop serving the connection after this call
 }
 
@@ -102,6 +102,7 @@ func (c *conn) readLoop() {
 		// huge allocation.
 		if n < 8 || int64(n) > int64(c.s.cfg.MaxRequestBytes) {
 			c.log.Warn("kafka: bad request size; closing connection", "size", n, "max", c.s.cfg.MaxRequestBytes)
+			c.cancel()
 			return
 		}
 		frame := make([]byte, n)
@@ -111,6 +112,10 @@ func (c *conn) readLoop() {
 		}
 		if err := c.handleFrame(frame); err != nil {
 			c.log.Warn("kafka: closing connection", "err", err)
+			// Requests still waiting (long polls, joins) answer now
+			// with what they have; the writer sends every answer
+			// queued before it closes the connection.
+			c.cancel()
 			return
 		}
 	}
@@ -187,6 +192,9 @@ func (cc *call) recoverPanic() {
 	if r := recover(); r != nil {
 		cc.c.log.Error("kafka: handler panicked; closing connection", "api", cc.name, "version", cc.version,
 			"panic", r, "stack", string(debug.Stack()))
+		if f := cc.c.s.onPanic; f != nil {
+			f(r)
+		}
 		cc.abort()
 	}
 }
@@ -292,11 +300,18 @@ func (c *conn) writeLoop() {
 			fail(errProtocol)
 			continue
 		}
-		if cc.out == nil {
-			continue
+		if cc.out != nil {
+			if _, err := w.Write(cc.out); err != nil {
+				fail(err)
+				continue
+			}
 		}
-		if _, err := w.Write(cc.out); err != nil {
-			fail(err)
+		// Nothing queued behind: send now. Otherwise the next response
+		// may join this one in a single write.
+		if len(c.queue) == 0 && w.Buffered() > 0 {
+			if err := w.Flush(); err != nil {
+				fail(err)
+			}
 		}
 	}
 	if !broken {

@@ -49,14 +49,6 @@ func errMessage(err error) *string {
 	return &s
 }
 
-// codeErr returns an error for code, for metrics; nil for 0.
-func codeErr(code int16) error {
-	if code == 0 {
-		return nil
-	}
-	return kerr.ErrorForCode(code)
-}
-
 // firstErr remembers the first failure of a request with many parts
 // (partitions, groups, topics) for the request metrics.
 type firstErr struct{ err error }

@@ -21,7 +21,7 @@ import (
 // ("no session"), so clients send full fetch requests, and an incremental
 // request (SessionEpoch > 0) gets FETCH_SESSION_ID_NOT_FOUND.
 func handleFetch(cc *call, req *kmsg.FetchRequest) {
-	f := &fetch{cc: cc, req: req, topics: map[string]*bus.TopicInfo{}}
+	f := &fetch{cc: cc, req: req, topics: map[string]*bus.TopicInfo{}, ids: map[[16]byte]string{}}
 	if req.SessionEpoch > 0 {
 		resp := req.ResponseKind().(*kmsg.FetchResponse)
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
@@ -34,7 +34,11 @@ func handleFetch(cc *call, req *kmsg.FetchRequest) {
 		cc.finish(resp, f.fe.err)
 		return
 	}
-	deadline := cc.start.Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
+	if c := cc.c.s.waitCap; c > 0 {
+		wait = min(wait, c)
+	}
+	deadline := cc.start.Add(wait)
 	cc.goAsync(func() { f.wait(deadline, resp, watches) })
 }
 
@@ -42,30 +46,34 @@ type fetch struct {
 	cc     *call
 	req    *kmsg.FetchRequest
 	topics map[string]*bus.TopicInfo // by name; nil value: unknown topic
-	ids    map[[16]byte]string       // v13+: topic id -> name
+	ids    map[[16]byte]string       // v13+: topic id -> name, "" if unknown
 	fe     firstErr
 }
 
 // resolve looks up every topic of the request once: names (or, v13+, ids)
 // and leader epochs.
 func (f *fetch) resolve() {
-	b := f.cc.c.s.b
-	if f.req.Version >= 13 {
-		f.ids = map[[16]byte]string{}
-		for id, info := range topicsByID(b) {
-			f.ids[id] = info.Name
-			f.topics[info.Name] = &info
-		}
-		return
-	}
+	s := f.cc.c.s
 	for _, rt := range f.req.Topics {
-		if _, ok := f.topics[rt.Topic]; ok {
+		name := rt.Topic
+		if f.req.Version >= 13 {
+			if _, ok := f.ids[rt.TopicID]; ok {
+				continue
+			}
+			info, err := s.topicByID(rt.TopicID)
+			f.ids[rt.TopicID] = info.Name
+			if err == nil {
+				f.topics[info.Name] = &info
+			}
 			continue
 		}
-		if info, err := b.Topic(rt.Topic); err == nil {
-			f.topics[rt.Topic] = &info
+		if _, ok := f.topics[name]; ok {
+			continue
+		}
+		if info, err := s.b.Topic(name); err == nil {
+			f.topics[name] = &info
 		} else {
-			f.topics[rt.Topic] = nil
+			f.topics[name] = nil
 		}
 	}
 }
@@ -89,8 +97,7 @@ func (f *fetch) attempt(watch bool) (resp *kmsg.FetchResponse, ready bool, watch
 		name := rt.Topic
 		var topicErr error
 		if req.Version >= 13 {
-			var ok bool
-			if name, ok = f.ids[rt.TopicID]; !ok {
+			if name = f.ids[rt.TopicID]; name == "" {
 				topicErr = fmt.Errorf("%w: %x", kerr.UnknownTopicID, rt.TopicID)
 			}
 		}
@@ -102,6 +109,8 @@ func (f *fetch) attempt(watch bool) (resp *kmsg.FetchResponse, ready bool, watch
 		for _, rp := range rt.Partitions {
 			p := kmsg.NewFetchResponseTopicPartition()
 			p.Partition = rp.Partition
+			// Empty, not null: kafka-python cannot read a null record set.
+			p.RecordBatches = []byte{}
 			p.HighWatermark, p.LastStableOffset, p.LogStartOffset = -1, -1, -1
 			err := topicErr
 			if err == nil {
@@ -136,9 +145,8 @@ func (f *fetch) attempt(watch bool) (resp *kmsg.FetchResponse, ready bool, watch
 // data this time, and their turn comes in the next fetch.
 func (f *fetch) readPartition(p *kmsg.FetchResponseTopicPartition, topic string, rp kmsg.FetchRequestTopicPartition, remaining *int64, gotData *bool) error {
 	b := f.cc.c.s.b
-	limit := int64(rp.PartitionMaxBytes)
+	limit := min(int64(rp.PartitionMaxBytes), *remaining)
 	if *gotData {
-		limit = min(limit, *remaining)
 		if limit <= 0 {
 			part, err := b.Partition(topic, rp.Partition)
 			if err != nil {

@@ -82,7 +82,9 @@ func handleJoinGroup(cc *call, req *kmsg.JoinGroupRequest) {
 		jr.Protocols = append(jr.Protocols, group.Protocol{Name: p.Name, Metadata: p.Metadata})
 	}
 	cc.goAsync(func() {
-		res, err := cc.c.s.b.Groups().Join(cc.c.ctx, jr)
+		ctx, cancel := cc.c.waitContext()
+		defer cancel()
+		res, err := cc.c.s.b.Groups().Join(ctx, jr)
 		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
 		resp.ErrorCode = group.Code(err)
 		resp.MemberID = res.MemberID
@@ -125,7 +127,9 @@ func handleSyncGroup(cc *call, req *kmsg.SyncGroupRequest) {
 	}
 	cc.goAsync(func() {
 		coord := cc.c.s.b.Groups()
-		assignment, err := coord.Sync(cc.c.ctx, sr)
+		ctx, cancel := cc.c.waitContext()
+		defer cancel()
+		assignment, err := coord.Sync(ctx, sr)
 		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
 		resp.ErrorCode = group.Code(err)
 		if err == nil {

@@ -223,12 +223,13 @@ func TestKgoTransactionsUnsupported(t *testing.T) {
 	req := kmsg.NewPtrInitProducerIDRequest()
 	req.TransactionalID = kmsg.StringPtr("my-txn")
 	req.TransactionTimeoutMillis = 60000
-	plain := ts.client(t)
-	resp, err := req.RequestWith(ctx, plain)
+	// Sent to the broker itself: through the client, the request would
+	// stop at FindCoordinator, which refuses transactional ids too.
+	kresp, err := ts.client(t).Broker(1).Request(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code {
+	if resp := kresp.(*kmsg.InitProducerIDResponse); resp.ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code {
 		t.Errorf("InitProducerId(transactional): error %d", resp.ErrorCode)
 	}
 	if hw := mustTopic(t, ts, "tx").Partitions[0].HighWatermark; hw != 0 {

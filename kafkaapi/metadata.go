@@ -32,19 +32,12 @@ func handleMetadata(cc *call, req *kmsg.MetadataRequest) (*kmsg.MetadataResponse
 	// Kafka's auto.create.topics.enable, which v4+ requests may decline.
 	autoCreate := b.Config().AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
 	var fe firstErr
-	var byID map[[16]byte]bus.TopicInfo
 	for _, rt := range req.Topics {
 		var info bus.TopicInfo
 		var err error
 		switch {
 		case rt.Topic == nil: // v12+: by topic id
-			if byID == nil {
-				byID = topicsByID(b)
-			}
-			var ok bool
-			if info, ok = byID[rt.TopicID]; !ok {
-				err = fmt.Errorf("%w: %x", kerr.UnknownTopicID, rt.TopicID)
-			}
+			info, err = cc.c.s.topicByID(rt.TopicID)
 		case autoCreate:
 			info, err = b.EnsureTopic(cc.c.ctx, *rt.Topic)
 		default:
@@ -74,15 +67,6 @@ func topicMetadata(info bus.TopicInfo) kmsg.MetadataResponseTopic {
 		t.Partitions = append(t.Partitions, mp)
 	}
 	return t
-}
-
-func topicsByID(b *bus.Broker) map[[16]byte]bus.TopicInfo {
-	topics := b.Topics()
-	m := make(map[[16]byte]bus.TopicInfo, len(topics))
-	for _, t := range topics {
-		m[t.ID] = t
-	}
-	return m
 }
 
 func handleDescribeCluster(cc *call, req *kmsg.DescribeClusterRequest) (*kmsg.DescribeClusterResponse, error) {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/wispbus/wisp/bus"
 )
 
@@ -32,6 +34,15 @@ type Server struct {
 	ln     net.Listener
 	conns  map[*conn]struct{}
 	closed bool
+
+	idMu sync.Mutex          // guards ids
+	ids  map[[16]byte]string // topic id -> name, for Fetch v13+ and DeleteTopics v6
+
+	// onPanic, when set (by tests), is told of every handler panic.
+	onPanic func(any)
+	// waitCap, when set (by the fuzz test), bounds how long a request may
+	// wait: fetch long polls, joins and syncs.
+	waitCap time.Duration
 
 	// wg counts every goroutine of the server: the accept loop, each
 	// connection's reader and writer, and requests finishing
@@ -142,17 +153,20 @@ func (s *Server) acceptLoop(ln net.Listener) {
 			if s.ctx.Err() != nil {
 				return
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// Out of file descriptors and the like: back off as
-				// net/http does instead of spinning.
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.log.Warn("kafka accept failed; retrying", "err", err, "delay", delay)
-				time.Sleep(delay)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				s.log.Error("kafka listener closed; no longer accepting", "err", err)
+				return
 			}
-			s.log.Error("kafka accept failed; listener stopped", "err", err)
-			return
+			// Out of file descriptors and the like: back off as
+			// net/http does instead of spinning or giving up.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("kafka accept failed; retrying", "err", err, "delay", delay)
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			continue
 		}
 		delay = 0
 		c := s.newConn(nc, ln.Addr())
@@ -181,6 +195,46 @@ func (s *Server) goFunc(f func()) {
 		defer s.wg.Done()
 		f()
 	}()
+}
+
+// topicByID resolves a topic id (Fetch v13+, Metadata v12, DeleteTopics
+// v6) to the topic. Ids are cached: looking them up means describing
+// every topic, which a fetch per partition per poll cannot afford.
+func (s *Server) topicByID(id [16]byte) (bus.TopicInfo, error) {
+	s.idMu.Lock()
+	name, ok := s.ids[id]
+	s.idMu.Unlock()
+	if ok {
+		if info, err := s.b.Topic(name); err == nil && info.ID == id {
+			return info, nil
+		}
+	}
+	// Unknown, or deleted (and maybe created again under a new id):
+	// describe every topic once and look again.
+	var found *bus.TopicInfo
+	ids := map[[16]byte]string{}
+	for _, info := range s.b.Topics() {
+		ids[info.ID] = info.Name
+		if info.ID == id {
+			found = &info
+		}
+	}
+	s.idMu.Lock()
+	s.ids = ids
+	s.idMu.Unlock()
+	if found == nil {
+		return bus.TopicInfo{}, fmt.Errorf("%w: %x", kerr.UnknownTopicID, id)
+	}
+	return *found, nil
+}
+
+// waitContext is the context of a request that may wait (a join, a
+// sync): the connection's, bounded by waitCap when set.
+func (c *conn) waitContext() (context.Context, context.CancelFunc) {
+	if c.s.waitCap > 0 {
+		return context.WithTimeout(c.ctx, c.s.waitCap)
+	}
+	return context.WithCancel(c.ctx)
 }
 
 // advertised returns the host and port clients should use, as seen from a

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"unsafe"
 )
 
 // ABIVersion is the version of the wisp function ABI this SDK implements
@@ -29,12 +28,10 @@ var errMalformed = errors.New("wisp: malformed input batch")
 // batchWriter encodes the results of one batch. It is the Writer handlers
 // get inside the module; one exists per module and is reused.
 type batchWriter struct {
-	out []byte
-	in  *Record // the input record being processed
-	n   uint32  // outputs written for it so far
+	out  []byte
+	inTS int64  // the input record's timestamp, for outputs without one
+	n    uint32 // outputs written for the input record so far
 }
-
-var theWriter batchWriter
 
 func (w *batchWriter) Write(rec Record, opts ...WriteOption) error {
 	topic, partition := "", int32(-1)
@@ -48,7 +45,7 @@ func (w *batchWriter) Write(rec Record, opts ...WriteOption) error {
 	}
 	ts := rec.Timestamp
 	if ts == 0 {
-		ts = w.in.Timestamp
+		ts = w.inTS
 	}
 	// Size everything first and grow once: a Write is on the per-record
 	// path, where each append's capacity check and call adds up.
@@ -115,9 +112,6 @@ func putBytes(b []byte, o int, v []byte) int {
 	}
 	return o + 4 + copy(b[o+4:], v)
 }
-
-func put32(b []byte, o int, v uint32) { le.PutUint32(b[o:], v) }
-func put64(b []byte, o int, v uint64) { le.PutUint64(b[o:], v) }
 
 func appendString(b []byte, s string) []byte {
 	b = le.AppendUint32(b, uint32(len(s)))
@@ -188,8 +182,6 @@ type batchState struct {
 	malformed   bool
 }
 
-var state batchState
-
 // processBatch runs the registered handler over one encoded input batch and
 // returns the encoded output, which aliases w.out until the next call.
 func processBatch(reg *registration, w *batchWriter, st *batchState, in []byte) []byte {
@@ -217,7 +209,6 @@ func processBatch(reg *registration, w *batchWriter, st *batchState, in []byte) 
 		i = st.run(reg, w, partition, i, count)
 	}
 	st.in = nil
-	w.in = nil
 	if st.malformed {
 		return batchError(w, errMalformed.Error())
 	}
@@ -236,9 +227,8 @@ func (st *batchState) run(reg *registration, w *batchWriter, partition int32, i,
 			next = i + 1
 		}
 	}()
-	var rec Record
+	var rec Record // kept from escaping: heap writes cost write barriers
 	rec.Partition, rec.Topic = partition, st.topic
-	w.in = &rec
 	in := st.in
 	for ; i < count; i++ {
 		// Fixed part: size, offset, timestamp, key length.
@@ -288,7 +278,7 @@ func (st *batchState) run(reg *registration, w *batchWriter, partition int32, i,
 
 		st.resultStart = len(w.out)
 		w.out = append(w.out, resultOK, 0, 0, 0, 0)
-		w.n = 0
+		w.n, w.inTS = 0, rec.Timestamp
 		var err error
 		switch {
 		case reg.filter != nil:
@@ -339,6 +329,3 @@ func batchError(w *batchWriter, msg string) []byte {
 	w.out = appendString(w.out, msg)
 	return w.out
 }
-
-// sliceAddr is the guest address of b's first byte.
-func sliceAddr(b []byte) uint32 { return uint32(uintptr(unsafe.Pointer(unsafe.SliceData(b)))) }

@@ -113,8 +113,7 @@ func TestProcessBatch(t *testing.T) {
 			_ = out.Write(Record{Value: []byte("discarded")})
 			return errors.New("no thanks")
 		case "panic":
-			var m map[string]int
-			m["x"]++
+			panic("kaboom")
 		}
 		for _, w := range bytes.Fields(r.Value) {
 			_ = out.Write(Record{Key: w, Value: r.Value, Headers: r.Headers}, ToTopic("words"), ToPartition(7))

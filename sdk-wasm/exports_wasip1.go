@@ -1,11 +1,24 @@
 //go:build wasip1
 
+// The functions here are called by the host (go:wasmexport), which
+// staticcheck cannot see.
+//
+//lint:file-ignore U1000 exported to the host with go:wasmexport
+
 package wisp
 
 import "unsafe"
 
-// input is the buffer the host writes each batch into (wisp_buffer).
-var input []byte
+// The module's one writer, decoding state and input buffer (the host
+// writes each batch into input, see wisp_buffer), reused batch to batch.
+var (
+	theWriter batchWriter
+	state     batchState
+	input     []byte
+)
+
+// sliceAddr is the guest address of b's first byte.
+func sliceAddr(b []byte) uint32 { return uint32(uintptr(unsafe.Pointer(unsafe.SliceData(b)))) }
 
 //go:wasmexport wisp_abi_version
 func wispABIVersion() int32 { return ABIVersion }

@@ -4,11 +4,10 @@ package wisp
 
 import "unsafe"
 
-// Inside WebAssembly, binary.LittleEndian's byte-by-byte loads are not
-// combined into one instruction. WebAssembly is little-endian and allows
-// unaligned access, so the decoder reads whole words directly. Callers
-// guarantee the bounds; the index expressions check them once more.
-// (Stores stay byte-wise: measured, word stores were no faster here.)
+// Inside WebAssembly, binary.LittleEndian's byte-by-byte loads and stores
+// are not combined into one instruction. WebAssembly is little-endian and
+// allows unaligned access, so the codec reads and writes whole words.
+// Callers guarantee the bounds; the index expressions check them once more.
 
 func get32(b []byte, o int) uint32 {
 	_ = b[o+3]
@@ -18,4 +17,14 @@ func get32(b []byte, o int) uint32 {
 func get64(b []byte, o int) uint64 {
 	_ = b[o+7]
 	return *(*uint64)(unsafe.Pointer(&b[o]))
+}
+
+func put32(b []byte, o int, v uint32) {
+	_ = b[o+3]
+	*(*uint32)(unsafe.Pointer(&b[o])) = v
+}
+
+func put64(b []byte, o int, v uint64) {
+	_ = b[o+7]
+	*(*uint64)(unsafe.Pointer(&b[o])) = v
 }

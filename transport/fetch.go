@@ -110,7 +110,11 @@ func (cs *connState) pushLoop(ctx context.Context, str *quic.Stream, parts []ses
 					Err: errCode(err), HighWatermark: res.HighWatermark, LogStartOffset: res.LogStartOffset,
 					Batches: res.Batches}}
 				buf = wire.AppendFrame(buf[:0], &push)
-				if werr := writeFrame(str, buf); werr != nil {
+				// No write deadline: a client that stops reading (its
+				// application is busy) blocks this push through flow
+				// control for as long as it likes; closing or resetting
+				// the stream, or the connection, ends the write.
+				if _, werr := str.Write(buf); werr != nil {
 					return werr
 				}
 				if cap(buf) > 4<<20 {

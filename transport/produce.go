@@ -49,6 +49,29 @@ type partKey struct {
 type queued struct {
 	req  *wire.ProduceRequest
 	size int64
+	buf  []byte // the frame buffer req aliases, back to framePool after
+}
+
+// framePool recycles produce frame buffers: bus.Broker.Produce does not
+// keep the batches it is given, so once a request is answered its buffer
+// can take the next frame.
+var framePool sync.Pool
+
+// frameBufSize fits a default-sized client batch (1 MiB) with its frame.
+const frameBufSize = 1<<20 + 4<<10
+
+func getFrameBuf() []byte {
+	if bp, ok := framePool.Get().(*[]byte); ok {
+		return *bp
+	}
+	return make([]byte, 0, frameBufSize)
+}
+
+func putFrameBuf(b []byte) {
+	if cap(b) >= 64<<10 && cap(b) <= 32<<20 {
+		b = b[:0]
+		framePool.Put(&b)
+	}
 }
 
 type partQueue struct {
@@ -78,8 +101,8 @@ func (cs *connState) produceStream(str *quic.Stream, first wire.Frame) {
 		if !ps.budget.acquire(ctx, size) {
 			break
 		}
-		ps.enqueue(pr, size)
-		if f, err = wire.ReadFrame(str, nil, cs.s.cfg.MaxFrameBytes); err != nil {
+		ps.enqueue(queued{pr, size, f.Payload})
+		if f, err = wire.ReadFrame(str, getFrameBuf(), cs.s.cfg.MaxFrameBytes); err != nil {
 			break
 		}
 	}
@@ -95,15 +118,15 @@ func (cs *connState) produceStream(str *quic.Stream, first wire.Frame) {
 	}
 }
 
-func (ps *produceStream) enqueue(req *wire.ProduceRequest, size int64) {
-	k := partKey{req.Topic, req.Partition}
+func (ps *produceStream) enqueue(it queued) {
+	k := partKey{it.req.Topic, it.req.Partition}
 	ps.mu.Lock()
 	q := ps.parts[k]
 	if q == nil {
 		q = &partQueue{}
 		ps.parts[k] = q
 	}
-	q.items = append(q.items, queued{req, size})
+	q.items = append(q.items, it)
 	if !q.running {
 		q.running = true
 		ps.wg.Add(1)
@@ -129,6 +152,7 @@ func (ps *produceStream) drain(q *partQueue) {
 		q.items = q.items[1:]
 		ps.mu.Unlock()
 		ps.produce(it.req)
+		putFrameBuf(it.buf)
 		ps.budget.release(it.size)
 	}
 }

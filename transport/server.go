@@ -51,7 +51,9 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu     sync.Mutex // guards ln, conns, closed
+	mu     sync.Mutex // guards udp, tr, ln, conns, closed
+	udp    *net.UDPConn
+	tr     *quic.Transport
 	ln     *quic.Listener
 	conns  map[*quic.Conn]struct{}
 	closed bool
@@ -106,11 +108,24 @@ func (s *Server) Start() error {
 	if s.ln != nil {
 		return errors.New("transport: server already started")
 	}
-	ln, err := quic.ListenAddr(s.cfg.Addr, s.tls, s.quic)
+	// The server owns the socket and the quic.Transport, so that Close
+	// releases the port before it returns (a restart can bind it again).
+	ua, err := net.ResolveUDPAddr("udp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("transport: listen %s: %w", s.cfg.Addr, err)
 	}
-	s.ln = ln
+	udp, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return fmt.Errorf("transport: listen %s: %w", s.cfg.Addr, err)
+	}
+	tr := &quic.Transport{Conn: udp}
+	ln, err := tr.Listen(s.tls, s.quic)
+	if err != nil {
+		_ = tr.Close()
+		_ = udp.Close()
+		return fmt.Errorf("transport: listen %s: %w", s.cfg.Addr, err)
+	}
+	s.udp, s.tr, s.ln = udp, tr, ln
 	s.wg.Add(1)
 	go s.acceptLoop(ln)
 	s.log.Info("quic listening", "addr", ln.Addr().String(), "alpn", wire.ALPN)
@@ -145,12 +160,22 @@ func (s *Server) Close(ctx context.Context) error {
 	for c := range s.conns {
 		_ = c.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeShutdown), "server closing")
 	}
+	tr, udp := s.tr, s.udp
 	s.mu.Unlock()
-	if werr := s.wait(ctx); werr != nil {
-		return werr
-	}
+	werr := s.wait(ctx)
 	if errors.Is(err, quic.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
 		err = nil
+	}
+	if werr != nil {
+		err = werr
+	}
+	if tr != nil {
+		if terr := tr.Close(); err == nil {
+			err = terr
+		}
+		if uerr := udp.Close(); err == nil && !errors.Is(uerr, net.ErrClosed) {
+			err = uerr
+		}
 	}
 	return err
 }

@@ -16,7 +16,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if rtShare != nil {
 		rtShare.Close(context.Background())
-		os.RemoveAll(rtShare.cfg.CacheDir)
 	}
 	os.Exit(code)
 }

@@ -118,9 +118,16 @@ func (r *Runtime) Compile(ctx context.Context, bin []byte) (*Module, error) {
 	if len(bin) < 8 || string(bin[:4]) != "\x00asm" {
 		return nil, fmt.Errorf("%w: not a WebAssembly binary (no \\0asm header)", ErrInvalidModule)
 	}
+	// Check the imports and exports before spending a second compiling.
+	sh, err := instrument.Inspect(bin)
+	if err != nil {
+		return nil, fmt.Errorf("%w: does not compile: %v", ErrInvalidModule, err)
+	}
+	if err := checkExports(sh); err != nil {
+		return nil, err
+	}
 	code := bin
 	if r.cfg.deadlines == deadlineInstrument {
-		var err error
 		if code, err = instrument.Rewrite(bin); err != nil {
 			return nil, fmt.Errorf("%w: does not compile: %v", ErrInvalidModule, err)
 		}
@@ -173,6 +180,34 @@ var abiExports = []struct {
 	{"wisp_abi_version", nil, []api.ValueType{api.ValueTypeI32}},
 	{"wisp_buffer", []api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}},
 	{"wisp_process", []api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI64}},
+}
+
+// checkExports applies the checks of docs/abi.md that need no compilation.
+func checkExports(sh instrument.Shape) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidModule, fmt.Sprintf(format, args...))
+	}
+	if _, ok := sh.Exports["_start"]; ok {
+		return bad("it is a WASI command (exports _start): build a reactor, e.g. GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared")
+	}
+	var missing []string
+	for _, want := range abiExports {
+		if kind, ok := sh.Exports[want.name]; !ok || kind != instrument.KindFunc {
+			missing = append(missing, want.name)
+		}
+	}
+	if len(missing) > 0 {
+		return bad("missing the wisp ABI export(s) %s: is it built with the wisp SDK (docs/abi.md)?", strings.Join(missing, ", "))
+	}
+	if kind, ok := sh.Exports["memory"]; !ok || kind != instrument.KindMemory {
+		return bad("no exported memory named \"memory\"")
+	}
+	for _, imp := range sh.Imports {
+		if !strings.HasPrefix(imp, wasi_snapshot_preview1.ModuleName+".") {
+			return bad("imports %s; only %s functions are provided", imp, wasi_snapshot_preview1.ModuleName)
+		}
+	}
+	return nil
 }
 
 func (m *Module) checkShape() error {

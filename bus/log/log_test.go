@@ -22,8 +22,8 @@ func TestAppendReadRoundTrip(t *testing.T) {
 		rng := rand.New(rand.NewPCG(1, uint64(c)))
 		var want []batch.Record
 		ts := int64(1_700_000_000_000)
-		for i := 0; i < 40; i++ {
-			recs := genRecords(rng, 1+rng.IntN(40), ts)
+		for i := 0; i < 20; i++ {
+			recs := genRecords(rng, 1+rng.IntN(80), ts)
 			ts += 100
 			want = append(want, appendRecs(t, l, c, recs)...)
 		}
@@ -207,7 +207,7 @@ func TestReadAcrossIndexEntries(t *testing.T) {
 		l := openT(t, t.TempDir(), cfg)
 		rng := rand.New(rand.NewPCG(3, 3))
 		var want []batch.Record
-		for i := 0; i < 100; i++ {
+		for i := 0; i < 50; i++ {
 			want = append(want, appendRecs(t, l, c, genRecords(rng, 1+rng.IntN(5), 1))...)
 		}
 		// Every offset, read alone, yields the batch that holds it first.
@@ -232,7 +232,7 @@ func TestOffsetForTime(t *testing.T) {
 		l := openT(t, t.TempDir(), cfg)
 		// Timestamps 1000, 1010, ..., with one batch out of order.
 		var want []batch.Record
-		for i := 0; i < 100; i++ {
+		for i := 0; i < 60; i++ {
 			ts := int64(1000 + 10*i)
 			if i == 50 {
 				ts = 500
@@ -247,8 +247,8 @@ func TestOffsetForTime(t *testing.T) {
 			{1006, 2, 1010},
 			{1495, 99, 1495},
 			{1496, 102, 1510},
-			{1995, 199, 1995},
-			{1996, -1, -1},
+			{1595, 119, 1595},
+			{1596, -1, -1},
 		}
 		for _, tc := range tests {
 			off, rts, err := l.OffsetForTime(tc.ts)
@@ -569,14 +569,14 @@ func TestTruncate(t *testing.T) {
 		cfg.IndexIntervalBytes = 64
 		l := openT(t, dir, cfg)
 		var want []batch.Record
-		for i := 0; i < 40; i++ { // batches of 3: bases 0, 3, 6, ...
+		for i := 0; i < 25; i++ { // batches of 3: bases 0, 3, 6, ...
 			want = append(want, appendRecs(t, l, c, []batch.Record{{Timestamp: 1, Value: []byte("a")}, {Timestamp: 2, Key: []byte("k")}, {Timestamp: 3, Value: make([]byte, 20)}})...)
 		}
 		tests := []struct{ to, wantEnd int64 }{
-			{200, 120}, // past end: no-op
-			{90, 90},   // boundary
-			{61, 60},   // mid batch: the whole batch goes
-			{59, 57},
+			{200, 75}, // past end: no-op
+			{60, 60},  // boundary
+			{46, 45},  // mid batch: the whole batch goes
+			{44, 42},
 			{3, 3},
 		}
 		for _, tc := range tests {

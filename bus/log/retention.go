@@ -113,7 +113,8 @@ func (l *Log) DeleteRecordsBefore(offset int64) error {
 // batch containing offset goes entirely, so EndOffset() afterwards is
 // offset when offset is a batch boundary, else the base offset of the batch
 // that contained it (and never more than offset). Truncating at or below
-// StartOffset empties the log and restarts it at offset. It is a no-op at or
+// StartOffset (or below the first segment) empties the log and restarts it
+// at offset. It is a no-op at or
 // past EndOffset. The change is fsynced before Truncate returns.
 func (l *Log) Truncate(offset int64) error {
 	l.appendMu.Lock()
@@ -123,8 +124,11 @@ func (l *Log) Truncate(offset int64) error {
 	start, end := l.start, l.end
 	segs := slices.Clone(l.segs)
 	i := l.findLocked(offset)
+	// Below the first segment (compaction may have removed the one that
+	// held the start offset) there is nothing to keep either.
+	full := offset <= start || offset < l.segs[0].base
 	var v view
-	if err == nil && offset < end && offset > start {
+	if err == nil && offset < end && !full {
 		v = l.viewLocked(i)
 	}
 	l.mu.RUnlock()
@@ -134,7 +138,7 @@ func (l *Log) Truncate(offset int64) error {
 	if offset >= end {
 		return nil
 	}
-	if offset <= start {
+	if full {
 		return l.truncateFullyLocked(offset, segs)
 	}
 	defer v.seg.release()

@@ -216,10 +216,10 @@ func TestMaintenanceUnderLoad(t *testing.T) {
 					t.Error(err)
 				}
 			}
-			time.Sleep(time.Millisecond)
+			time.Sleep(2 * time.Millisecond)
 		}
 	}()
-	for i := 0; i < 1500; i++ {
+	for i := 0; i < 800; i++ {
 		if _, _, err := l.Append(kv(t, batch.None, int64(i), fmt.Sprint("k", i%7), fmt.Sprint(i)), 0); err != nil {
 			t.Fatal(err)
 		}

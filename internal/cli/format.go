@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -160,14 +161,16 @@ func toJSONRecord(r *client.Record) jsonRecord {
 	return j
 }
 
-// appendJSONRecord renders r as one JSON line onto buf.
+// appendJSONRecord renders r as one JSON line onto buf. HTML characters
+// (<, >, &) are left as they are: this is for terminals and pipes.
 func appendJSONRecord(buf []byte, r *client.Record) []byte {
-	b, err := json.Marshal(toJSONRecord(r))
-	if err != nil { // cannot happen: strings and numbers only
+	b := bytes.NewBuffer(buf)
+	enc := json.NewEncoder(b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(toJSONRecord(r)); err != nil { // cannot happen: strings and numbers only
 		panic(err)
 	}
-	buf = append(buf, b...)
-	return append(buf, '\n')
+	return b.Bytes()
 }
 
 // offsetSpec is a parsed -o: where consumption starts.
@@ -240,6 +243,7 @@ func newTable(w io.Writer) *tabwriter.Writer {
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
 

@@ -131,6 +131,13 @@ func TestJSONRecord(t *testing.T) {
 	}
 }
 
+func TestJSONRecordNoHTMLEscapes(t *testing.T) {
+	line := string(appendJSONRecord(nil, &client.Record{Value: []byte("<a&b>")}))
+	if !strings.Contains(line, `"value":"<a&b>"`) {
+		t.Fatalf("%s", line)
+	}
+}
+
 func TestHumanBytes(t *testing.T) {
 	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 3 << 20: "3.0 MiB"} {
 		if got := humanBytes(n); got != want {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -91,7 +92,12 @@ func (p *produceRun) promise(line int64) func(*client.Record, error) {
 			if p.verbose {
 				p.mu.Lock()
 				if p.json {
-					fmt.Fprintf(p.out, `{"topic":%q,"partition":%d,"offset":%d}`+"\n", r.Topic, r.Partition, r.Offset)
+					b, _ := json.Marshal(struct {
+						Topic     string `json:"topic"`
+						Partition int32  `json:"partition"`
+						Offset    int64  `json:"offset"`
+					}{r.Topic, r.Partition, r.Offset})
+					fmt.Fprintf(p.out, "%s\n", b)
 				} else {
 					fmt.Fprintf(p.out, "partition %d offset %d\n", r.Partition, r.Offset)
 				}

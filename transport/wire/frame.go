@@ -196,3 +196,18 @@ func DecodePayload(p []byte, m Message) error {
 
 // ErrUnsupported means an unknown API key or message version.
 var ErrUnsupported = errors.New("wire: unsupported API or version")
+
+// AppendProduceHeader appends the frame of m without its Batches, sized
+// as if Batches held n bytes: the caller writes those n bytes right after,
+// so a large batch is never copied into a frame buffer. Batches is the
+// last field of a ProduceRequest, which makes this possible.
+func AppendProduceHeader(dst []byte, m *ProduceRequest, n int) []byte {
+	start := len(dst)
+	saved := m.Batches
+	m.Batches = []byte{}
+	dst = AppendFrame(dst, m)
+	m.Batches = saved
+	binary.BigEndian.PutUint32(dst[len(dst)-4:], uint32(n))
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4+n))
+	return dst
+}

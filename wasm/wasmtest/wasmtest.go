@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 var (
@@ -82,3 +83,33 @@ func goTool() string {
 	}
 	return "go"
 }
+
+// CacheDir is a compilation cache directory (wasm.Config.CacheDir) kept
+// across test runs: compiling a Go module takes a second, and ten or more
+// under the race detector, so tests should not start from an empty cache
+// each time. It is $WISP_TEST_WASM_CACHE, or a directory under the system
+// temporary directory; entries unused for a week are removed.
+func CacheDir(tb testing.TB) string {
+	tb.Helper()
+	dir := os.Getenv("WISP_TEST_WASM_CACHE")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "wisp-wasm-test-cache")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	pruneOnce.Do(func() {
+		old := time.Now().Add(-7 * 24 * time.Hour)
+		_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				if info, err := d.Info(); err == nil && info.ModTime().Before(old) {
+					_ = os.Remove(p)
+				}
+			}
+			return nil
+		})
+	})
+	return dir
+}
+
+var pruneOnce sync.Once

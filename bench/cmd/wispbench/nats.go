@@ -25,7 +25,7 @@ type natsSys struct {
 // natsFetch the batch of one pull Fetch; both were picked as the fastest
 // of a few sizes on the development machine (see docs/benchmarks.md).
 var (
-	natsWindow = 4096
+	natsWindow = 1000
 	natsFetch  = 1000
 )
 
@@ -67,13 +67,15 @@ func natsConnect(url string, opts ...jetstream.JetStreamOpt) (*nats.Conn, jetstr
 
 func (n *natsSys) close() { n.nc.Close() }
 
-func (n *natsSys) name() string { return "NATS JetStream" }
-
 func (n *natsSys) server() *proc { return n.node.proc }
+
+func (n *natsSys) streamName(dest string) string {
+	return "BENCH_" + strings.NewReplacer("-", "_", ".", "_").Replace(dest)
+}
 
 // stream creates (once) the stream of dest and returns its name and subject.
 func (n *natsSys) stream(ctx context.Context, dest string) (string, string, error) {
-	name := "BENCH_" + strings.NewReplacer("-", "_", ".", "_").Replace(dest)
+	name := n.streamName(dest)
 	subj := "bench." + dest
 	_, err := n.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: name, Subjects: []string{subj},
@@ -99,11 +101,11 @@ func (n *natsSys) records(ctx context.Context, stream string) (int64, error) {
 
 // natsPublisher is a connection of its own with the async window set.
 type natsPublisher struct {
-	nc             *nats.Conn
-	js             jetstream.JetStream
-	acked, failed  atomic.Int64
-	firstErr       atomic.Pointer[error]
-	stallRetries   atomic.Int64
+	nc            *nats.Conn
+	js            jetstream.JetStream
+	acked, failed atomic.Int64
+	firstErr      atomic.Pointer[error]
+	stallRetries  atomic.Int64
 }
 
 func (n *natsSys) publisher() (*natsPublisher, error) {

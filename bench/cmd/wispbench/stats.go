@@ -21,8 +21,11 @@ type run struct {
 	bytes   int64         // value bytes of those records
 	elapsed time.Duration // wall time, from the first send to the last answer
 	cpu     time.Duration // CPU the server process used meanwhile
-	lost    int64         // e2e: records sent and never received
-	hist    *hdrhistogram.Histogram
+	// clientCPU is the CPU the load generator used meanwhile: the
+	// client of the system under test (the other one idles).
+	clientCPU time.Duration
+	lost      int64 // e2e: records sent and never received
+	hist      *hdrhistogram.Histogram
 }
 
 func (r run) rate() float64 { return float64(r.records) / r.elapsed.Seconds() }
@@ -31,6 +34,8 @@ func (r run) mbps() float64 { return float64(r.bytes) / r.elapsed.Seconds() / 1e
 
 // cores is the server's average CPU use during the run, in cores.
 func (r run) cores() float64 { return r.cpu.Seconds() / r.elapsed.Seconds() }
+
+func (r run) clientCores() float64 { return r.clientCPU.Seconds() / r.elapsed.Seconds() }
 
 // pct is a percentile of the run's histogram, in microseconds.
 func (r run) pct(q float64) float64 {
@@ -91,6 +96,8 @@ func micros(us float64) string {
 	switch {
 	case math.IsNaN(us):
 		return "–"
+	case us >= 1e6:
+		return sig3(us/1e6) + " s"
 	case us >= 1000:
 		return sig3(us/1000) + " ms"
 	}
@@ -102,8 +109,11 @@ func ratio(a, b float64) string {
 		return "–"
 	}
 	r := a / b
-	if r >= 10 {
+	switch {
+	case r >= 10:
 		return fmt.Sprintf("%.0f×", r)
+	case r >= 0.1:
+		return fmt.Sprintf("%.2f×", r)
 	}
-	return fmt.Sprintf("%.2f×", r)
+	return fmt.Sprintf("%.2g×", r)
 }

@@ -37,8 +37,6 @@ func newWispSys(ctx context.Context, node *wispNode) (*wispSys, error) {
 
 func (w *wispSys) close() { w.admin.Close() }
 
-func (w *wispSys) name() string { return "wisp" }
-
 func (w *wispSys) server() *proc { return w.node.proc }
 
 // topic creates (once) the single-partition topic of dest with the flush
@@ -222,13 +220,14 @@ func e2eRun(ctx context.Context, send func([]byte) error, recv func(context.Cont
 			}
 		})
 	}()
-	// Let the consumer settle at the end of the log.
+	// Let the consumer settle at the end of the log. Send times stay
+	// relative to base (which the receiver reads); the schedule starts now.
 	time.Sleep(200 * time.Millisecond)
-	base = time.Now()
+	start := time.Now()
 	interval := float64(time.Second) / float64(rate)
 	var sent int64
 	for sent < total {
-		due := int64(float64(time.Since(base)) / interval)
+		due := int64(float64(time.Since(start)) / interval)
 		if due > total {
 			due = total
 		}
@@ -242,7 +241,7 @@ func e2eRun(ctx context.Context, send func([]byte) error, recv func(context.Cont
 		}
 		time.Sleep(200 * time.Microsecond)
 	}
-	el := time.Since(base)
+	el := time.Since(start)
 	var recvErr error
 	finished := false
 	select {
@@ -268,7 +267,8 @@ func e2eRun(ctx context.Context, send func([]byte) error, recv func(context.Cont
 }
 
 // kafkaProduceAsync produces through wisp's Kafka listener with franz-go,
-// configured like the wisp client: linger 5 ms, acks=all, idempotent.
+// configured like the wisp client: linger 5 ms, acks=all, idempotent,
+// no compression.
 func kafkaProduceAsync(ctx context.Context, cl *kgo.Client, topic string, size int, d time.Duration) (run, error) {
 	val := payload(size)
 	var acked, failed atomic.Int64
@@ -304,7 +304,10 @@ func newKafkaClient(addr string) (*kgo.Client, error) {
 		kgo.ProducerLinger(5*time.Millisecond),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.MaxBufferedRecords(1<<20),
-		kgo.ProducerBatchMaxBytes(1<<20))
+		kgo.ProducerBatchMaxBytes(1<<20),
+		// franz-go compresses with snappy by default; the wisp client and
+		// NATS send values as they are.
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
 }
 
 // httpBatch is the records per HTTP produce request, httpConns the

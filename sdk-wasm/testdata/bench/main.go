@@ -1,6 +1,7 @@
-// Command bench is the benchmark function: MODE=filter keeps every record,
-// map copies each record through the encoder, route forwards each record
-// to the topic named by ROUTE_TO, process writes each record with
+// Command bench is the benchmark function. MODE selects the handler:
+// filter keeps every record (forwarded), drop keeps none, route forwards
+// each record to the topic named by ROUTE_TO, map copies each record
+// through the encoder (the default), process does the same with
 // Process/Write.
 package main
 
@@ -10,10 +11,10 @@ import (
 
 func init() {
 	switch wisp.Env("MODE") {
-	case "drop":
-		wisp.Filter(func(wisp.Record) bool { return false })
 	case "filter":
 		wisp.Filter(func(wisp.Record) bool { return true })
+	case "drop":
+		wisp.Filter(func(wisp.Record) bool { return false })
 	case "route":
 		to := wisp.Env("ROUTE_TO")
 		wisp.Route(func(wisp.Record) string { return to })

@@ -1,14 +1,26 @@
 // Package instrument rewrites a WebAssembly module so that the host can
 // stop it cheaply: before every branch back to a loop header it inserts
 //
-//	global.get $wisp_interrupt
+//	global.get $fuel  i32.const 1  i32.sub  global.set $fuel
+//	global.get $fuel  i32.eqz
 //	if
-//	  unreachable
+//	  i32.const 4096  global.set $fuel
+//	  i32.const 0  memory.grow  drop      ;; an exit to Go: a safe point
+//	  global.get $wisp_interrupt
+//	  if  unreachable  end
 //	end
 //
 // where $wisp_interrupt is a new mutable i32 global, exported under
-// [InterruptGlobal]. The host sets it to 1 from another goroutine when a
-// call's deadline passes; the module traps at its next loop iteration.
+// [InterruptGlobal], and $fuel a private counter. The host sets the
+// interrupt from another goroutine when a call's deadline passes; the
+// module traps within 4096 loop iterations.
+//
+// The periodic memory.grow(0) matters as much as the interrupt: compiled
+// code is invisible to Go's scheduler, so a module spinning in a loop that
+// never leaves it would block every stop-the-world of the garbage
+// collector — and with it the whole process, including the timer meant to
+// interrupt the module. wazero leaves compiled code for Go on memory.grow,
+// and there the runtime can preempt the goroutine.
 //
 // Why not wazero's WithCloseOnContextDone: it inserts, at every loop
 // header, a call out of the compiled code into Go to check the module's
@@ -49,6 +61,7 @@ var ErrUnsupported = errors.New("instrument: unsupported module")
 const (
 	secCustom   = 0
 	secImport   = 2
+	secMemory   = 5
 	secGlobal   = 6
 	secExport   = 7
 	secStart    = 8
@@ -69,6 +82,10 @@ const (
 	opBrIf      = 0x0d
 	opBrTable   = 0x0e
 	opGlobalGet = 0x23
+	opGlobalSet = 0x24
+
+	// fuel is how many back-edges run between two exits to Go.
+	fuel = 4096
 )
 
 type section struct {
@@ -113,16 +130,20 @@ func Rewrite(bin []byte) ([]byte, error) {
 	}
 
 	importedGlobals, definedGlobals := 0, 0
+	hasMemory := false
 	var globals, exports []byte
 	start := -1
 	for _, s := range secs {
 		switch s.id {
 		case secImport:
-			n, err := countImportedGlobals(s.body)
+			n, mems, err := countImports(s.body)
 			if err != nil {
 				return nil, err
 			}
 			importedGlobals = n
+			hasMemory = hasMemory || mems > 0
+		case secMemory:
+			hasMemory = true
 		case secGlobal:
 			sr := &reader{b: s.body}
 			definedGlobals = int(sr.u32())
@@ -142,10 +163,13 @@ func Rewrite(bin []byte) ([]byte, error) {
 	}
 	g := uint32(importedGlobals + definedGlobals)
 
-	// The global: mutable i32 = 0.
-	newGlobals := appendU32(nil, uint32(definedGlobals+1))
+	// The globals: interrupt (mutable i32 = 0) and fuel (= fuel).
+	newGlobals := appendU32(nil, uint32(definedGlobals+2))
 	newGlobals = append(newGlobals, globals...)
 	newGlobals = append(newGlobals, typeI32, 1, 0x41, 0x00, opEnd)
+	newGlobals = append(newGlobals, typeI32, 1, 0x41)
+	newGlobals = appendS32(newGlobals, fuel)
+	newGlobals = append(newGlobals, opEnd)
 
 	// The exports.
 	var expList [][]byte
@@ -203,7 +227,7 @@ func Rewrite(bin []byte) ([]byte, error) {
 			place(secExport, newExports)
 		case secStart:
 		case secCode:
-			code, err := rewriteCode(s.body, g)
+			code, err := rewriteCode(s.body, backEdgeCheck(g, g+1, hasMemory))
 			if err != nil {
 				return nil, err
 			}
@@ -236,10 +260,23 @@ func appendExport(b []byte, name string, kind byte, idx uint32) []byte {
 	return appendU32(b, idx)
 }
 
-func countImportedGlobals(body []byte) (int, error) {
+// backEdgeCheck is the code inserted before a branch to a loop.
+func backEdgeCheck(interrupt, fuelGlobal uint32, memory bool) []byte {
+	b := append(appendU32([]byte{opGlobalGet}, fuelGlobal), 0x41, 0x01, 0x6b) // fuel - 1
+	b = append(appendU32(append(b, opGlobalSet), fuelGlobal), opGlobalGet)
+	b = append(appendU32(b, fuelGlobal), 0x45, opIf, 0x40) // == 0 ?
+	b = appendS32(append(b, 0x41), fuel)
+	b = appendU32(append(b, opGlobalSet), fuelGlobal)
+	if memory {
+		b = append(b, 0x41, 0x00, 0x40, 0x00, 0x1a) // memory.grow(0); drop
+	}
+	b = appendU32(append(b, opGlobalGet), interrupt)
+	return append(b, opIf, 0x40, 0x00, opEnd, opEnd)
+}
+
+func countImports(body []byte) (globals, memories int, err error) {
 	r := &reader{b: body}
 	n := r.u32()
-	globals := 0
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		r.name()
 		r.name()
@@ -251,6 +288,7 @@ func countImportedGlobals(body []byte) (int, error) {
 			r.limits()
 		case kindMemory:
 			r.limits()
+			memories++
 		case kindGlobal:
 			r.byte()
 			r.byte()
@@ -262,15 +300,14 @@ func countImportedGlobals(body []byte) (int, error) {
 			r.fail("import kind %d", kind)
 		}
 	}
-	return globals, r.err
+	return globals, memories, r.err
 }
 
 // rewriteCode instruments every function body of a code section.
-func rewriteCode(body []byte, g uint32) ([]byte, error) {
+func rewriteCode(body []byte, check []byte) ([]byte, error) {
 	r := &reader{b: body}
 	n := r.u32()
 	out := appendU32(make([]byte, 0, len(body)+len(body)/8), n)
-	check := append(appendU32([]byte{opGlobalGet}, g), opIf, 0x40, 0x00, opEnd)
 	var fn []byte
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		size := r.u32()
@@ -519,4 +556,16 @@ func (r *reader) simdImmediates(sub uint32) {
 
 func appendU32(b []byte, v uint32) []byte {
 	return binary.AppendUvarint(b, uint64(v))
+}
+
+// appendS32 appends v as a signed LEB128 (not Go's zigzag varint).
+func appendS32(b []byte, v int32) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
 }
