@@ -7,6 +7,7 @@ set -eu
 go mod download
 need=""
 /usr/bin/python3 -c 'import kafka' >/dev/null 2>&1 || need="$need python3-kafka"
+/usr/bin/python3 -c 'import snappy, lz4, zstandard' >/dev/null 2>&1 || need="$need python3-snappy python3-lz4 python3-zstandard"
 command -v kcat >/dev/null 2>&1 || need="$need kcat"
 if [ -z "$need" ]; then
 	exit 0
