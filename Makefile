@@ -9,7 +9,7 @@ RACE        ?= -race
 TESTFLAGS   ?= -timeout 25m
 FUZZTIME    ?= 10s
 
-.PHONY: all build run test test-deps check fuzz bench bench-full clean
+.PHONY: all build run test test-deps check fuzz bench bench-full clean wasm
 
 all: build
 
@@ -43,3 +43,8 @@ bench-full: build
 
 clean:
 	rm -rf bin wisp-data bench.out
+
+# The example WASM functions of sdk-wasm/examples, built into bin/wasm/.
+wasm:
+	mkdir -p bin/wasm
+	cd sdk-wasm && for d in examples/*/; do GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o ../bin/wasm/$$(basename $$d).wasm ./$$d || exit 1; done

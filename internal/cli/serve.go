@@ -55,6 +55,7 @@ WISP_KAFKA, ...) or as a key of the YAML file given with --config.`,
 				cfg.TopicDefaults[k] = v
 			}
 			cfg.Logger = logger
+			cfg.Version = Version
 			return server.Run(cmd.Context(), cfg)
 		},
 	}

@@ -31,6 +31,7 @@ type Config struct {
 	DefaultPartitions int32
 	AutoCreateTopics  bool
 	TopicDefaults     map[string]string
+	Version           string // reported by cluster info
 	Logger            *slog.Logger
 }
 
@@ -44,6 +45,7 @@ func DefaultConfig() Config {
 		HTTPAddr:          "127.0.0.1:8080",
 		DefaultPartitions: 1,
 		AutoCreateTopics:  true,
+		Version:           "dev",
 	}
 }
 
@@ -88,6 +90,14 @@ func Start(cfg Config) (*Node, error) {
 	tcfg.TLSCert, tcfg.TLSKey, tcfg.TLSCA = cfg.TLSCert, cfg.TLSKey, cfg.TLSCA
 	tcfg.RequireClientCert = cfg.RequireClientCert
 	tcfg.Logger = logger.With("frontend", "quic")
+	tcfg.Version = cfg.Version
+	tcfg.Listeners = map[string]string{}
+	if cfg.KafkaAddr != "" {
+		tcfg.Listeners["kafka"] = cfg.KafkaAddr
+	}
+	if cfg.HTTPAddr != "" {
+		tcfg.Listeners["http"] = cfg.HTTPAddr
+	}
 	if n.QUIC, err = transport.NewServer(tcfg, b); err != nil {
 		return fail(err)
 	}
