@@ -35,11 +35,12 @@ check:
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
 
+# Side by side with NATS JetStream (bench/ is its own module); writes docs/benchmarks.md.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./bus/log ./client ./kafkaapi ./httpapi | tee bench.out
+	cd bench && $(GO) run ./cmd/wispbench -short -wisp-bin ../bin/wisp -out ../docs/benchmarks.md
 
 bench-full: build
-	$(GO) test -run '^$$' -bench . -benchtime 10s -count 3 ./... | tee bench.out
+	cd bench && $(GO) run ./cmd/wispbench -full -wisp-bin ../bin/wisp -out ../docs/benchmarks.md
 
 clean:
 	rm -rf bin wisp-data bench.out
