@@ -393,7 +393,7 @@ func FuzzRecovery(f *testing.F) {
 		if l.EndOffset() < next {
 			t.Fatalf("end %d < valid prefix end %d", l.EndOffset(), next)
 		}
-		data, err := l.Read(0, 1, l.EndOffset())
+		_, err = l.Read(0, 1, l.EndOffset())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -231,13 +231,12 @@ func TestOffsetForTime(t *testing.T) {
 		cfg.SegmentBytes = 2048
 		l := openT(t, t.TempDir(), cfg)
 		// Timestamps 1000, 1010, ..., with one batch out of order.
-		var want []batch.Record
 		for i := 0; i < 60; i++ {
 			ts := int64(1000 + 10*i)
 			if i == 50 {
 				ts = 500
 			}
-			want = append(want, appendRecs(t, l, c, []batch.Record{{Timestamp: ts, Value: []byte("xx")}, {Timestamp: ts + 5, Value: []byte("y")}})...)
+			appendRecs(t, l, c, []batch.Record{{Timestamp: ts, Value: []byte("xx")}, {Timestamp: ts + 5, Value: []byte("y")}})
 		}
 		tests := []struct{ ts, off, rts int64 }{
 			{0, 0, 1000},
