@@ -399,7 +399,7 @@ func FuzzRecovery(f *testing.F) {
 		}
 		var all []byte
 		for off := int64(0); off < l.EndOffset(); {
-			data, err = l.Read(off, 1<<20, l.EndOffset())
+			data, err := l.Read(off, 1<<20, l.EndOffset())
 			if err != nil {
 				t.Fatal(err)
 			}
