@@ -790,6 +790,11 @@ func (k *Consumer) setPositions(offs map[topicPart]int64) {
 	for tp, off := range offs {
 		if cp := k.parts[tp]; cp != nil {
 			cp.delivered = off
+			// Records at or after a backward seek were not handed out as
+			// far as commits are concerned: the app will see them again.
+			if cp.received.Load() > off {
+				cp.received.Store(off)
+			}
 			cp.epoch.Add(1)
 		}
 	}
