@@ -3,6 +3,7 @@ package functions
 import (
 	"bytes"
 	"context"
+	"github.com/wispbus/wisp/internal/murmur2"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ func TestMurmur2(t *testing.T) {
 		"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
 		"abc": 479470107,
 	} {
-		if got := murmur2([]byte(in)); got != want {
+		if got := murmur2.Sum([]byte(in)); got != want {
 			t.Errorf("murmur2(%q) = %d, want %d", in, got, want)
 		}
 	}

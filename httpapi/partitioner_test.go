@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"github.com/wispbus/wisp/internal/murmur2"
 	"math/rand/v2"
 	"testing"
 
@@ -22,7 +23,7 @@ func TestMurmur2KafkaVectors(t *testing.T) {
 		{[]byte{'a', 'b', 'c'}, 479470107},
 	}
 	for _, c := range cases {
-		if got := murmur2(c.in); got != c.want {
+		if got := murmur2.Sum(c.in); got != c.want {
 			t.Errorf("murmur2(%q) = %d, want %d", c.in, got, c.want)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/wispbus/wisp/internal/murmur2"
 	"io"
 	"log/slog"
 	"net/http"
@@ -261,7 +262,7 @@ func TestProduceKeyedRecordsUseMurmur2(t *testing.T) {
 	seen := map[int32]int{}
 	for i, k := range keys {
 		// Java: Utils.toPositive(Utils.murmur2(keyBytes)) % numPartitions.
-		want := (murmur2([]byte(k)) & 0x7fffffff) % n
+		want := (murmur2.Sum([]byte(k)) & 0x7fffffff) % n
 		if got := resp.Offsets[i].Partition; got != want {
 			t.Errorf("key %q: partition %d, want %d", k, got, want)
 		}
@@ -555,7 +556,7 @@ func TestRESTProxyV2(t *testing.T) {
 	if string(offs[1]["partition"]) != "1" || string(offs[1]["offset"]) != "0" || string(offs[1]["error_code"]) != "null" || string(offs[1]["error"]) != "null" {
 		t.Fatalf("offset entry: %s", out)
 	}
-	var kp int32 = (murmur2([]byte(`"k"`)) & 0x7fffffff) % 2
+	var kp int32 = (murmur2.Sum([]byte(`"k"`)) & 0x7fffffff) % 2
 	if string(offs[0]["partition"]) != fmt.Sprint(kp) {
 		t.Fatalf("keyed record on %s, want %d (murmur2 of the JSON key)", offs[0]["partition"], kp)
 	}

@@ -226,8 +226,8 @@ func (r *report) markdown(svgPath, mdPath string) string {
 		"(acknowledges nothing), `Fetch(%d)` batches.\n", natsFetch)
 	p("- **End-to-end.** wisp producer with linger 0 (send as soon as the connection is free), consumer " +
 		"starting at the end; NATS `PublishAsync` and an ephemeral `AckNone` pull consumer iterated with " +
-		"`Messages()` (pull requests kept outstanding). The send time is taken just before the produce call, so "+
-		"time a producer spends blocked (NATS's window full, wisp's buffer full) is not counted: a system that "+
+		"`Messages()` (pull requests kept outstanding). The send time is taken just before the produce call, so " +
+		"time a producer spends blocked (NATS's window full, wisp's buffer full) is not counted: a system that " +
 		"falls behind looks better than it is, and its achieved rate shows it.\n")
 	p("- CPU is user+system time over the repetition's wall time, in cores: the server process, and the " +
 		"load generator (the client of the system under test; the other system's client idles meanwhile).\n\n")
