@@ -9,7 +9,7 @@ RACE        ?= -race
 TESTFLAGS   ?= -timeout 25m
 FUZZTIME    ?= 10s
 
-.PHONY: all build run test test-deps check fuzz bench bench-full clean wasm
+.PHONY: all build run test test-deps check fuzz bench bench-full clean wasm examples
 
 all: build
 
@@ -24,6 +24,10 @@ test-deps:
 
 test: test-deps build
 	WISP_BIN=$(CURDIR)/bin/wisp $(GO) test $(RACE) $(TESTFLAGS) ./...
+
+# The scripted scenario of every example (examples/*/), each against a fresh node.
+examples: test-deps build
+	WISP_BIN=$(CURDIR)/bin/wisp $(GO) test -count=1 ./examples/...
 
 check:
 	@echo '== gofmt'; out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^bench/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -34,15 +33,35 @@ type Broker struct {
 	topics map[string]*topic
 	closed bool
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	// Clustered brokers only: the metadata and the follower links, set by
+	// SetCluster (guarded by linkMu, a leaf lock: partitions read them
+	// while holding their own mu), and producer ids reserved from the
+	// cluster.
+	linkMu   sync.RWMutex
+	cluster  Cluster
+	replicas ReplicaClient
+	pidMu    sync.Mutex
+	pidNext  int64
+	pidEnd   int64
+	// offsetsEpoch is the OffsetsTopic leader epoch whose offsets this
+	// node restored (guarded by mu); see coordinatorLocked.
+	offsetsEpoch int32
+
+	ctx    context.Context // cancelled by Close; parent of every goroutine's context
+	cancel context.CancelFunc
+	stop   chan struct{}
+	wg     sync.WaitGroup
 }
 
 type topic struct {
 	meta       topicMeta
 	logCfg     wlog.Config
 	appendTime bool // message.timestamp.type=LogAppendTime
-	parts      []*Partition
+	// parts holds the partitions this node has a replica of; on a
+	// clustered broker the others are nil.
+	parts []*Partition
+	// state is the cluster's view of the topic (clustered brokers only).
+	state *TopicState
 }
 
 // topicMeta is what topic.json holds.
@@ -69,6 +88,7 @@ func Open(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("bus: %w", err)
 	}
 	b := &Broker{cfg: cfg, logger: logger, topics: map[string]*topic{}, stop: make(chan struct{})}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
 	var err error
 	if b.pids, err = openPIDAllocator(filepath.Join(cfg.DataDir, "producer-ids")); err != nil {
 		return nil, err
@@ -80,6 +100,10 @@ func Open(cfg Config) (*Broker, error) {
 	if gcfg.Logger == nil {
 		gcfg.Logger = logger
 	}
+	if cfg.Clustered {
+		b.offsetsEpoch = -1
+		gcfg.Replicate = b.replicateOffsets
+	}
 	if b.groups, err = group.Open(gcfg); err != nil {
 		return nil, err
 	}
@@ -90,6 +114,10 @@ func Open(cfg Config) (*Broker, error) {
 	}
 	b.wg.Add(1)
 	go b.maintain()
+	if cfg.Clustered {
+		b.wg.Add(1)
+		go b.watchISRs()
+	}
 	return b, nil
 }
 
@@ -140,10 +168,20 @@ func (b *Broker) openTopic(m topicMeta) (*topic, error) {
 	eff := effectiveConfigs(b.cfg.TopicDefaults, m.Configs)
 	t := &topic{meta: m, logCfg: lc, appendTime: eff[ConfigTimestampType] == "LogAppendTime"}
 	for p := int32(0); p < m.Partitions; p++ {
+		if b.cfg.Clustered {
+			// Only replicas this node was assigned have a directory;
+			// ApplyTopic creates the others when they are assigned here.
+			if _, err := os.Stat(b.partitionDir(m.Name, p)); err != nil {
+				t.parts = append(t.parts, nil)
+				continue
+			}
+		}
 		part, err := b.openPartition(t, p)
 		if err != nil {
 			for _, q := range t.parts {
-				q.log.Close()
+				if q != nil {
+					q.log.Close()
+				}
 			}
 			return nil, err
 		}
@@ -153,13 +191,16 @@ func (b *Broker) openTopic(m topicMeta) (*topic, error) {
 }
 
 func (b *Broker) openPartition(t *topic, p int32) (*Partition, error) {
-	dir := filepath.Join(b.topicDir(t.meta.Name), strconv.Itoa(int(p)))
+	dir := b.partitionDir(t.meta.Name, p)
 	l, err := wlog.Open(dir, t.logCfg, b.logger.With("topic", t.meta.Name, "partition", p))
 	if err != nil {
 		return nil, fmt.Errorf("bus: open %s/%d: %w", t.meta.Name, p, err)
 	}
 	part := &Partition{topic: t.meta.Name, index: p, log: l, always: t.logCfg.Flush == wlog.FlushAlways,
 		appendTime: t.appendTime, producers: map[int64]*producerState{}}
+	if b.cfg.Clustered {
+		part.repl = newReplicaState(b.cfg.NodeID)
+	}
 	if err := part.rebuildProducers(); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("bus: %s/%d: rebuild producer state: %w", t.meta.Name, p, err)
@@ -177,6 +218,7 @@ func (b *Broker) Close() error {
 	}
 	b.closed = true
 	b.mu.Unlock()
+	b.cancel()
 	close(b.stop)
 	b.wg.Wait()
 	err := b.closeTopics()
@@ -192,6 +234,9 @@ func (b *Broker) closeTopics() error {
 	var first error
 	for _, t := range b.topics {
 		for _, p := range t.parts {
+			if p == nil {
+				continue
+			}
 			if err := p.log.Close(); err != nil && first == nil {
 				first = err
 			}
@@ -215,6 +260,9 @@ func (b *Broker) Config() Config { return b.cfg }
 func (b *Broker) CreateTopic(ctx context.Context, spec TopicSpec) (TopicInfo, error) {
 	if err := ValidTopicName(spec.Name); err != nil {
 		return TopicInfo{}, err
+	}
+	if b.cfg.Clustered {
+		return b.createClustered(ctx, spec)
 	}
 	if spec.Partitions <= 0 {
 		spec.Partitions = b.cfg.DefaultPartitions
@@ -277,6 +325,18 @@ func (b *Broker) EnsureTopic(ctx context.Context, name string) (TopicInfo, error
 
 // DeleteTopic removes a topic, its data and its committed offsets.
 func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
+	if b.cfg.Clustered {
+		c, err := b.clusterOrErr()
+		if err != nil {
+			return err
+		}
+		return c.DeleteTopic(ctx, name)
+	}
+	return b.deleteLocal(name)
+}
+
+// deleteLocal removes a topic's local data.
+func (b *Broker) deleteLocal(name string) error {
 	b.mu.Lock()
 	t, ok := b.topics[name]
 	if !ok {
@@ -292,7 +352,11 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 		return fmt.Errorf("bus: %w", err)
 	}
 	for _, p := range t.parts {
+		if p == nil {
+			continue
+		}
 		p.markDeleted()
+		p.stopFetcher()
 		_ = p.log.Delete()
 	}
 	_ = os.RemoveAll(dir)
@@ -304,6 +368,16 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 // AlterTopicConfigs replaces a topic's config overrides (incremental when
 // incremental is true: keys in configs are set, keys mapped to "" removed).
 func (b *Broker) AlterTopicConfigs(ctx context.Context, name string, configs map[string]string, incremental bool) error {
+	if b.cfg.Clustered {
+		c, err := b.clusterOrErr()
+		if err != nil {
+			return err
+		}
+		if _, err := topicLogConfig(b.cfg.TopicDefaults, configs); err != nil && !incremental {
+			return err
+		}
+		return c.AlterTopicConfigs(ctx, name, configs, incremental)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	t, ok := b.topics[name]
@@ -332,7 +406,16 @@ func (b *Broker) AlterTopicConfigs(ctx context.Context, name string, configs map
 	}
 	t.meta, t.logCfg = m, lc
 	t.appendTime = effectiveConfigs(b.cfg.TopicDefaults, next)[ConfigTimestampType] == "LogAppendTime"
+	return b.applyLogConfigLocked(t, lc)
+}
+
+// applyLogConfigLocked gives every local partition of t the config lc;
+// b.mu must be held.
+func (b *Broker) applyLogConfigLocked(t *topic, lc wlog.Config) error {
 	for _, p := range t.parts {
+		if p == nil {
+			continue
+		}
 		if err := p.log.SetConfig(lc); err != nil {
 			return err
 		}
@@ -346,6 +429,13 @@ func (b *Broker) AlterTopicConfigs(ctx context.Context, name string, configs map
 
 // AddPartitions grows a topic to total partitions (Kafka CreatePartitions).
 func (b *Broker) AddPartitions(ctx context.Context, name string, total int32) error {
+	if b.cfg.Clustered {
+		c, err := b.clusterOrErr()
+		if err != nil {
+			return err
+		}
+		return c.AddPartitions(ctx, name, total)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	t, ok := b.topics[name]
@@ -398,6 +488,10 @@ func (b *Broker) Topic(name string) (TopicInfo, error) {
 func (b *Broker) infoLocked(t *topic) TopicInfo {
 	info := TopicInfo{Name: t.meta.Name, ID: t.meta.ID, ReplicationFactor: t.meta.ReplicationFactor,
 		Configs: cloneMap(t.meta.Configs), Effective: effectiveConfigs(b.cfg.TopicDefaults, t.meta.Configs)}
+	if b.cfg.Clustered {
+		info.Partitions = clusteredInfo(t)
+		return info
+	}
 	for _, p := range t.parts {
 		info.Partitions = append(info.Partitions, PartitionInfo{
 			Partition: p.index, Leader: b.cfg.NodeID, LeaderEpoch: 0,
@@ -419,6 +513,14 @@ func (b *Broker) Partition(topicName string, partition int32) (*Partition, error
 	t, ok := b.topics[topicName]
 	if !ok || partition < 0 || int(partition) >= len(t.parts) {
 		return nil, fmt.Errorf("%w: %s/%d", kerr.UnknownTopicOrPartition, topicName, partition)
+	}
+	if t.parts[partition] == nil {
+		leader := int32(-1)
+		if t.state != nil && int(partition) < len(t.state.Partitions) {
+			leader = t.state.Partitions[partition].Leader
+		}
+		return nil, fmt.Errorf("%w: %s/%d has no replica on node %d (leader %d)", kerr.NotLeaderForPartition,
+			topicName, partition, b.cfg.NodeID, leader)
 	}
 	return t.parts[partition], nil
 }
@@ -450,6 +552,11 @@ func (b *Broker) Watch(topicName string, partition int32) (<-chan struct{}, erro
 	if err != nil {
 		return nil, err
 	}
+	if p.repl != nil {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.repl.changed, nil
+	}
 	return p.log.Notify(), nil
 }
 
@@ -467,6 +574,9 @@ func (b *Broker) ListOffset(topicName string, partition int32, ts int64) (offset
 // InitProducerID allocates a new idempotent producer id with epoch 0.
 // Ids are unique for the life of the data directory.
 func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
+	if b.cfg.Clustered {
+		return b.clusterProducerID(ctx)
+	}
 	id, err := b.pids.allocate()
 	return id, 0, err
 }
@@ -494,6 +604,9 @@ func (b *Broker) RunMaintenance(now time.Time) {
 	compact := map[*Partition]bool{}
 	for _, t := range b.topics {
 		for _, p := range t.parts {
+			if p == nil {
+				continue
+			}
 			parts = append(parts, p)
 			compact[p] = t.logCfg.Compact
 		}

@@ -35,6 +35,20 @@ type Config struct {
 	// Group configures the consumer-group coordinator; its Dir is set from
 	// DataDir when empty.
 	Group group.Config
+	// Clustered makes topics, leaders and ISRs come from the cluster
+	// metadata (ApplyTopic, SetCluster) instead of local decisions.
+	Clustered bool
+	// ReplicaLagMax is how long a follower may go without catching up to
+	// the leader's end before the leader drops it from the ISR (Kafka's
+	// replica.lag.time.max.ms). Default 10s.
+	ReplicaLagMax time.Duration
+	// ReplicaFetchWait is how long a follower's fetch waits at the leader
+	// for new data. Default 500ms.
+	ReplicaFetchWait time.Duration
+	// OffsetsReplicas is the replication factor of the internal offsets
+	// topic of a cluster (OffsetsTopic); it is created once that many nodes
+	// are alive. Default 1.
+	OffsetsReplicas int16
 	// Logger receives the broker's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -48,6 +62,8 @@ func DefaultConfig() Config {
 		AutoCreateTopics:    true,
 		MaintenanceInterval: time.Minute,
 		Group:               group.DefaultConfig(),
+		ReplicaLagMax:       10 * time.Second,
+		ReplicaFetchWait:    500 * time.Millisecond,
 	}
 }
 
@@ -61,6 +77,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaintenanceInterval <= 0 {
 		return errors.New("bus: MaintenanceInterval must be positive")
+	}
+	if c.Clustered && (c.ReplicaLagMax <= 0 || c.ReplicaFetchWait <= 0) {
+		return errors.New("bus: ReplicaLagMax and ReplicaFetchWait must be positive")
 	}
 	if _, err := topicLogConfig(c.TopicDefaults, nil); err != nil {
 		return fmt.Errorf("bus: TopicDefaults: %w", err)

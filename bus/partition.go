@@ -32,6 +32,10 @@ type Partition struct {
 	appendTime bool
 	producers  map[int64]*producerState
 	gone       bool
+	// epochs is the leader-epoch cache: where each epoch's batches begin.
+	epochs []epochStart
+	// repl is the replication state on a clustered broker, nil otherwise.
+	repl *replicaState
 
 	recordsIn, bytesIn, recordsOut, bytesOut atomic.Int64
 }
@@ -74,6 +78,12 @@ func (p *Partition) deleted() bool {
 func (p *Partition) HighWatermark() int64 {
 	p.mu.Lock()
 	always := p.always
+	if r := p.repl; r != nil {
+		p.advanceHWLocked()
+		hw := r.hw
+		p.mu.Unlock()
+		return hw
+	}
 	p.mu.Unlock()
 	if always {
 		return p.log.DurableOffset()
@@ -109,12 +119,33 @@ func (p *Partition) Produce(ctx context.Context, batches []byte, acks Acks) (Pro
 		p.mu.Unlock()
 		return ProduceResult{}, fmt.Errorf("%w: %s/%d deleted", kerr.UnknownTopicOrPartition, p.topic, p.index)
 	}
+	epoch := int32(0)
+	if r := p.repl; r != nil {
+		if err := p.checkLeaderLocked(); err != nil {
+			p.mu.Unlock()
+			return ProduceResult{}, err
+		}
+		if acks == AcksAll && len(r.isr) < r.minISR {
+			p.mu.Unlock()
+			return ProduceResult{}, fmt.Errorf("%w: %s/%d has %d in-sync replicas, min.insync.replicas is %d",
+				kerr.NotEnoughReplicas, p.topic, p.index, len(r.isr), r.minISR)
+		}
+		epoch = r.epoch
+	}
 	if dup, ok, err := p.checkSequencesLocked(hdrs); err != nil || ok {
+		repl := p.repl != nil
 		p.mu.Unlock()
 		if err != nil {
 			return ProduceResult{}, err
 		}
 		dup.LogStartOffset = p.log.StartOffset()
+		if repl && acks == AcksAll {
+			// A retry of a batch the leader has: answer once the
+			// replicas have it too, as for the first attempt.
+			if err := p.waitHW(ctx, dup.LastOffset+1, epoch); err != nil {
+				return ProduceResult{}, err
+			}
+		}
 		return dup, nil
 	}
 	res := ProduceResult{LogAppendTime: -1}
@@ -126,13 +157,17 @@ func (p *Partition) Produce(ctx context.Context, batches []byte, acks Acks) (Pro
 			return nil
 		})
 	}
-	first, last, err := p.log.Append(batches, 0)
+	first, last, err := p.log.Append(batches, epoch)
 	if err != nil {
 		p.mu.Unlock()
 		return ProduceResult{}, err
 	}
 	p.recordProducersLocked(batches)
+	if len(p.epochs) == 0 || p.epochs[len(p.epochs)-1].epoch < epoch {
+		p.epochs = append(p.epochs, epochStart{epoch: epoch, start: first})
+	}
 	always := p.always
+	repl := p.repl != nil
 	p.mu.Unlock()
 
 	p.recordsIn.Add(records)
@@ -144,6 +179,16 @@ func (p *Partition) Produce(ctx context.Context, batches []byte, acks Acks) (Pro
 		// until synced, and the frontend decides whether to answer.
 		if err := p.log.Sync(ctx, last+1); err != nil {
 			return res, fmt.Errorf("%w: %v", kerr.KafkaStorageError, err)
+		}
+	}
+	if repl {
+		p.mu.Lock()
+		p.advanceHWLocked()
+		p.mu.Unlock()
+		if acks == AcksAll {
+			if err := p.waitHW(ctx, last+1, epoch); err != nil {
+				return res, err
+			}
 		}
 	}
 	return res, nil
@@ -248,12 +293,19 @@ func (p *Partition) rebuildProducers() error {
 	defer p.mu.Unlock()
 	return p.log.ScanHeaders(p.log.StartOffset(), func(h batch.Header) error {
 		p.observeLocked(h)
+		p.observeEpochLocked(h)
 		return nil
 	})
 }
 
 // Fetch reads whole batches from offset; see Broker.Fetch.
 func (p *Partition) Fetch(offset int64, maxBytes int) (FetchResult, error) {
+	p.mu.Lock()
+	err := p.checkLeaderLocked()
+	p.mu.Unlock()
+	if err != nil {
+		return FetchResult{}, err
+	}
 	hw := p.HighWatermark()
 	res := FetchResult{HighWatermark: hw, LastStableOffset: hw, LogStartOffset: p.log.StartOffset()}
 	if offset < res.LogStartOffset || offset > p.log.EndOffset() {
@@ -287,6 +339,12 @@ func (p *Partition) Fetch(offset int64, maxBytes int) (FetchResult, error) {
 
 // ListOffset resolves a special or real timestamp; see Broker.ListOffset.
 func (p *Partition) ListOffset(ts int64) (int64, int64, error) {
+	p.mu.Lock()
+	err := p.checkLeaderLocked()
+	p.mu.Unlock()
+	if err != nil {
+		return 0, 0, err
+	}
 	switch ts {
 	case Earliest:
 		return p.log.StartOffset(), -1, nil

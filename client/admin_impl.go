@@ -1,8 +1,12 @@
 package client
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -45,14 +49,25 @@ func (c *Client) addPartitions(ctx context.Context, name string, total int32) er
 }
 
 func (c *Client) metadata(ctx context.Context, topics []string, autoCreate bool) (*wire.MetadataResponse, error) {
+	resp, _, err := c.metadataVia(ctx, topics, autoCreate)
+	return resp, err
+}
+
+// metadataVia is metadata that also returns the address asked.
+func (c *Client) metadataVia(ctx context.Context, topics []string, autoCreate bool) (*wire.MetadataResponse, string, error) {
 	var resp wire.MetadataResponse
-	if err := c.roundTrip(ctx, &wire.MetadataRequest{Topics: topics, AutoCreate: autoCreate}, &resp); err != nil {
-		return nil, err
+	via, err := c.exchange(ctx, anyNode, &wire.MetadataRequest{Topics: topics, AutoCreate: autoCreate}, &resp)
+	if err != nil {
+		return nil, via, err
 	}
 	if err := checkErr(resp.Err); err != nil {
-		return nil, err
+		return nil, via, err
 	}
-	return &resp, nil
+	c.meta.learn(&resp, via)
+	if c.prod != nil {
+		c.prod.poke()
+	}
+	return &resp, via, nil
 }
 
 func (c *Client) listTopics(ctx context.Context) ([]TopicInfo, error) {
@@ -145,15 +160,121 @@ func (c *Client) listOffsets(ctx context.Context, topic string, at Offset) ([]Pa
 	return out, nil
 }
 
+// listOffsetsRaw asks each partition's leader. A partition of -1 stands
+// for every partition of its topic. Partitions whose leader moved are asked
+// again after a metadata refresh, a few times.
 func (c *Client) listOffsetsRaw(ctx context.Context, ps []wire.ListOffsetsPartition) ([]wire.ListedOffset, error) {
-	var resp wire.ListOffsetsResponse
-	if err := c.roundTrip(ctx, &wire.ListOffsetsRequest{Partitions: ps}, &resp); err != nil {
-		return nil, err
+	var out []wire.ListedOffset
+	var todo []wire.ListOffsetsPartition
+	for _, p := range ps {
+		if p.Partition >= 0 {
+			todo = append(todo, p)
+			continue
+		}
+		n := c.meta.partitions(p.Topic)
+		if n == 0 {
+			md, err := c.metadata(ctx, []string{p.Topic}, false)
+			if err != nil {
+				return nil, err
+			}
+			for _, t := range md.Topics {
+				if t.Name == p.Topic && t.Err.Code != 0 {
+					out = append(out, wire.ListedOffset{Topic: p.Topic, Partition: -1, Err: t.Err})
+				}
+			}
+			n = c.meta.partitions(p.Topic)
+		}
+		for i := range n {
+			todo = append(todo, wire.ListOffsetsPartition{Topic: p.Topic, Partition: i, Timestamp: p.Timestamp})
+		}
 	}
-	if err := checkErr(resp.Err); err != nil {
-		return nil, err
+	for attempt := 0; len(todo) > 0; attempt++ {
+		last := attempt == 3
+		byNode := map[int32][]wire.ListOffsetsPartition{}
+		var nodes []int32
+		var missing []string
+		for _, p := range todo {
+			leader, _, ok := c.meta.leader(p.Topic, p.Partition)
+			if !ok {
+				if !contains(missing, p.Topic) {
+					missing = append(missing, p.Topic)
+				}
+				leader = -1 // any node; it answers NOT_LEADER if it must
+			}
+			if _, seen := byNode[leader]; !seen {
+				nodes = append(nodes, leader)
+			}
+			byNode[leader] = append(byNode[leader], p)
+		}
+		if len(missing) > 0 && attempt == 0 {
+			if _, err := c.metadata(ctx, missing, false); err == nil {
+				continue // regroup with the leaders now known
+			}
+		}
+		todo = nil
+		for _, node := range nodes {
+			r := anyNode
+			if node >= 0 {
+				r = nodeRoute(node)
+			}
+			var resp wire.ListOffsetsResponse
+			_, err := c.exchange(ctx, r, &wire.ListOffsetsRequest{Partitions: byNode[node]}, &resp)
+			if err == nil {
+				err = checkErr(resp.Err)
+			}
+			if err != nil {
+				if last || !leaderMoved(err) || ctx.Err() != nil {
+					return nil, err
+				}
+				todo = append(todo, byNode[node]...)
+				continue
+			}
+			for _, lo := range resp.Partitions {
+				if !last && lo.Partition >= 0 && leaderMoved(checkErr(lo.Err)) &&
+					!errors.Is(checkErr(lo.Err), kerr.UnknownTopicOrPartition) {
+					todo = append(todo, wire.ListOffsetsPartition{Topic: lo.Topic, Partition: lo.Partition,
+						Timestamp: timestampOf(byNode[node], lo)})
+					continue
+				}
+				out = append(out, lo)
+			}
+		}
+		if len(todo) > 0 {
+			c.requestRefresh()
+			if err := c.awaitMetadata(ctx, todo[0].Topic); err != nil {
+				return nil, err
+			}
+		}
 	}
-	return resp.Partitions, nil
+	slices.SortStableFunc(out, func(a, b wire.ListedOffset) int {
+		return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	return out, nil
+}
+
+// timestampOf finds the timestamp asked for lo's partition in req.
+func timestampOf(req []wire.ListOffsetsPartition, lo wire.ListedOffset) int64 {
+	for _, p := range req {
+		if p.Topic == lo.Topic && p.Partition == lo.Partition {
+			return p.Timestamp
+		}
+	}
+	return -1
+}
+
+// awaitMetadata refreshes topic's metadata now, after a pause of
+// RetryBackoff (the cluster may be electing a leader).
+func (c *Client) awaitMetadata(ctx context.Context, topic string) error {
+	select {
+	case <-time.After(c.cfg.retryBackoff):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	_, err := c.metadata(ctx, []string{topic}, false)
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return nil
 }
 
 func nodesOf(ns []wire.Node) []NodeInfo {
@@ -204,6 +325,7 @@ func (c *Client) describeGroup(ctx context.Context, group string) (GroupDescript
 	if err := checkErr(resp.Err); err != nil {
 		return GroupDescription{}, err
 	}
+	c.leaderLag(ctx, resp.Offsets)
 	d := GroupDescription{Group: resp.Group, State: resp.State, ProtocolType: resp.ProtocolType,
 		Protocol: resp.Protocol, Generation: resp.Generation, Offsets: groupOffsetsOf(resp.Offsets)}
 	for _, m := range resp.Members {
@@ -243,7 +365,47 @@ func (c *Client) groupOffsets(ctx context.Context, group string, topics ...strin
 	if err := checkErr(resp.Err); err != nil {
 		return nil, err
 	}
+	c.leaderLag(ctx, resp.Offsets)
 	return groupOffsetsOf(resp.Offsets), nil
+}
+
+// leaderLag recomputes the high watermarks and lags the group coordinator
+// answered with those of each partition's leader: in a cluster the
+// coordinator may hold no replica of a partition, or a follower's, which
+// trails the leader. On failure the coordinator's figures stay. A single
+// node is its own leader: nothing to do.
+func (c *Client) leaderLag(ctx context.Context, offs []wire.GroupOffsetLag) {
+	if len(offs) == 0 || len(c.meta.nodeAddrs()) <= 1 {
+		return
+	}
+	req := make([]wire.ListOffsetsPartition, 0, len(offs))
+	for _, o := range offs {
+		req = append(req, wire.ListOffsetsPartition{Topic: o.Topic, Partition: o.Partition, Timestamp: -1})
+	}
+	got, err := c.listOffsetsRaw(ctx, req)
+	if err != nil {
+		c.cfg.logger.Debug("lag from leaders failed; keeping the coordinator's", "err", err)
+		return
+	}
+	hw := make(map[topicPart]int64, len(got))
+	for _, lo := range got {
+		if lo.Err.Code == 0 && lo.Offset >= 0 {
+			hw[topicPart{lo.Topic, lo.Partition}] = lo.Offset
+		}
+	}
+	for i := range offs {
+		o := &offs[i]
+		h, ok := hw[topicPart{o.Topic, o.Partition}]
+		if !ok {
+			continue
+		}
+		o.HighWatermark = h
+		from := o.Committed
+		if from < 0 {
+			from = o.LogStartOffset
+		}
+		o.Lag = max(h-from, 0)
+	}
 }
 
 func (c *Client) commitGroupOffsets(ctx context.Context, group string, offsets map[string]map[int32]int64) error {

@@ -14,7 +14,8 @@ type Client struct {
 }
 
 // New connects to the first reachable server of the Servers option and
-// returns a ready Client. ctx bounds the connection attempt only.
+// returns a ready Client; other nodes of the cluster are connected to when
+// a request needs them. ctx bounds the connection attempt only.
 //
 //	c, err := client.New(ctx,
 //		client.Servers("127.0.0.1:7070"),
@@ -36,6 +37,6 @@ func New(ctx context.Context, opts ...Opt) (*Client, error) {
 
 // Close delivers the records still buffered (waiting at most the
 // RequestTimeout), fails whatever is left with ErrClosed, closes the
-// connection and returns once the client's goroutines are gone. Close
+// connections and returns once the client's goroutines are gone. Close
 // Consumers created from this client before it.
 func (c *Client) Close() error { return c.close() }

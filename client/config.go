@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/wispbus/wisp/internal/batch"
@@ -145,10 +146,23 @@ func (c *cfg) validate() error {
 	return nil
 }
 
-// Servers sets the addresses ("host:port", UDP) to connect to, tried in
-// order, overriding the default of "127.0.0.1:7070".
+// Servers sets the seed addresses ("host:port", UDP) to connect to, tried
+// in order, overriding the default of "127.0.0.1:7070". An address may
+// also be a comma-separated list ("n1:7070,n2:7070"). The seeds only
+// bootstrap: the client learns every node of the cluster from the metadata
+// and connects to each partition's leader and each group's coordinator
+// directly, with the same TLS settings.
 func Servers(addrs ...string) Opt {
-	return optFunc(func(c *cfg) { c.servers = append([]string(nil), addrs...) })
+	return optFunc(func(c *cfg) {
+		c.servers = nil
+		for _, a := range addrs {
+			for _, s := range strings.Split(a, ",") {
+				if s = strings.TrimSpace(s); s != "" {
+					c.servers = append(c.servers, s)
+				}
+			}
+		}
+	})
 }
 
 // ClientID sets the client id sent with group joins and shown in group
@@ -192,8 +206,14 @@ func KnownHosts(path string) Opt { return optFunc(func(c *cfg) { c.knownHosts = 
 func DialTimeout(d time.Duration) Opt { return optFunc(func(c *cfg) { c.dialTimeout = d }) }
 
 // RequestTimeout bounds one request/response exchange when the caller's
-// context has no earlier deadline, overriding the default of 30s. Group
-// joins wait for the rebalance timeout on top of it.
+// context has no earlier deadline, overriding the default of 30s (Kafka's
+// request.timeout.ms). Group joins wait for the rebalance timeout on top
+// of it. It also bounds a produce request: the broker waits at most this
+// long for replicas (acks=all), and a request still unanswered a quarter of
+// it later (at least 1s) fails its connection, so its batches are resent,
+// to the partition's leader as fresh metadata names it. A node that
+// vanished without closing the connection is noticed sooner, after 8s
+// without a packet (the client sends QUIC keep-alives every 2s).
 func RequestTimeout(d time.Duration) Opt { return optFunc(func(c *cfg) { c.requestTimeout = d }) }
 
 // MaxFrameBytes bounds one protocol frame in either direction, overriding
@@ -248,7 +268,9 @@ func Compression(codec Codec) Opt { return optFunc(func(c *cfg) { c.codec = code
 func RecordPartitioner(p Partitioner) Opt { return optFunc(func(c *cfg) { c.partitioner = p }) }
 
 // RetryBackoff sets the pause before a failed produce is retried (after a
-// reconnect, when the connection dropped), overriding the default of 100ms.
+// reconnect, when the connection dropped, or on the new leader after a
+// metadata refresh), overriding the default of 100ms. It is also the least
+// time between two metadata refreshes asked for by failures.
 func RetryBackoff(d time.Duration) Opt { return optFunc(func(c *cfg) { c.retryBackoff = d }) }
 
 // DeliveryTimeout bounds how long a record may wait, retries included,

@@ -21,11 +21,17 @@ import (
 
 // The consumer.
 //
-// A fetch goroutine keeps one fetch session open for the assigned
-// partitions, starting each at its delivered position, decodes the pushed
-// batches into records and queues them as chunks (one partition each) on a
-// bounded channel: when the application falls behind the channel fills, the
-// goroutine stops reading and QUIC flow control stops the server.
+// A fetch goroutine runs rounds: each round keeps one fetch session open
+// per leader node for the assigned partitions that node leads, starting
+// each at its delivered position; the sessions decode the pushed batches
+// into records and queue them as chunks (one partition each) on a bounded
+// channel: when the application falls behind the channel fills, the
+// sessions stop reading and QUIC flow control stops the servers. A round
+// ends, and the next starts from the delivered positions, when the
+// assignment or a position changes (seek, reset), when a session fails
+// (NOT_LEADER, a node gone), or when the metadata names a new leader for
+// one of the partitions; a consumer without a group also adds partitions
+// that appear in its topics.
 //
 // The application's goroutine (Poll, Records) takes chunks, drops records
 // below a partition's delivered position (a restarted session may send a
@@ -64,7 +70,7 @@ type Consumer struct {
 
 	mu           sync.Mutex
 	parts        map[topicPart]*cpart
-	sess         *quic.Stream // the open fetch session, cancelled to restart it
+	roundCancel  context.CancelFunc // ends the fetch round in progress
 	revokeReq    chan struct{}
 	assignedNote map[string][]int32
 	errs         []error
@@ -121,6 +127,10 @@ func newConsumer(ctx context.Context, c *Client, cc consumerCfg) (*Consumer, err
 		notify: make(chan struct{}, 1), restart: make(chan struct{}, 1),
 		parts: map[topicPart]*cpart{}, generation: -1, lastGen: -1}
 	k.ctx, k.cancel = context.WithCancel(c.ctx)
+	c.meta.use(cc.topics...)
+	for t := range cc.partitions {
+		c.meta.use(t)
+	}
 	if cc.group == "" {
 		if err := k.assignAll(ctx); err != nil {
 			k.cancel()
@@ -151,9 +161,9 @@ func (k *Consumer) wakeApp() {
 // restartSessionLocked makes the fetch goroutine reopen its session with
 // the current assignment and positions. k.mu is held.
 func (k *Consumer) restartSessionLocked() {
-	if k.sess != nil {
-		k.sess.CancelRead(quic.StreamErrorCode(wire.StreamCodeCanceled))
-		k.sess = nil
+	if k.roundCancel != nil {
+		k.roundCancel()
+		k.roundCancel = nil
 	}
 	select {
 	case k.restart <- struct{}{}:
@@ -292,28 +302,33 @@ func (k *Consumer) fetchLoop() {
 	backoff := k.c.cfg.retryBackoff
 	for k.ctx.Err() == nil {
 		k.mu.Lock()
-		req := &wire.FetchSessionRequest{MaxBytes: k.cfg.fetchMaxBytes}
+		var parts []wire.FetchPartition
 		pos := map[topicPart]int64{}
 		eps := map[topicPart]uint64{}
 		cps := map[topicPart]*cpart{}
 		for tp, cp := range k.parts {
-			req.Partitions = append(req.Partitions, wire.FetchPartition{Topic: tp.topic, Partition: tp.partition, Offset: cp.delivered})
+			parts = append(parts, wire.FetchPartition{Topic: tp.topic, Partition: tp.partition, Offset: cp.delivered})
 			pos[tp], eps[tp], cps[tp] = cp.delivered, cp.epoch.Load(), cp
 		}
-		// Drain a restart request that this session already covers.
+		// Drain a restart request that this round already covers; a
+		// later one cancels rctx.
 		select {
 		case <-k.restart:
 		default:
 		}
+		rctx, cancel := context.WithCancel(k.ctx)
+		k.roundCancel = cancel
 		k.mu.Unlock()
-		if len(req.Partitions) == 0 {
+		if len(parts) == 0 {
 			select {
 			case <-k.restart:
 			case <-k.ctx.Done():
 			}
+			cancel()
 			continue
 		}
-		err := k.session(req, pos, eps, cps)
+		err := k.round(rctx, parts, pos, eps, cps)
+		cancel()
 		if k.ctx.Err() != nil {
 			return
 		}
@@ -322,6 +337,9 @@ func (k *Consumer) fetchLoop() {
 			continue
 		}
 		k.c.cfg.logger.Debug("fetch session ended", "err", err)
+		if leaderMoved(err) {
+			k.c.requestRefresh()
+		}
 		select {
 		case <-time.After(backoff):
 		case <-k.restart:
@@ -331,12 +349,156 @@ func (k *Consumer) fetchLoop() {
 	}
 }
 
-// session runs one fetch session until it fails (error) or must restart
-// (nil).
-func (k *Consumer) session(req *wire.FetchSessionRequest, pos map[topicPart]int64, eps map[topicPart]uint64,
-	cps map[topicPart]*cpart) error {
-	str, _, err := k.c.openStream(k.ctx)
+// round runs one fetch session per leader node until one of them fails
+// (error), or the round must restart (nil): rctx ended, a partition's
+// leader changed, or (without a group) a topic grew.
+func (k *Consumer) round(rctx context.Context, parts []wire.FetchPartition, pos map[topicPart]int64,
+	eps map[topicPart]uint64, cps map[topicPart]*cpart) error {
+	metaCh := k.c.meta.changedCh()
+	leaders := map[topicPart]int32{}
+	byNode := map[int32][]wire.FetchPartition{}
+	skipped := false
+	for _, fp := range parts {
+		leader, _, ok := k.c.meta.leader(fp.Topic, fp.Partition)
+		if !ok {
+			// Skipped this round; it starts when the metadata names a
+			// leader.
+			skipped = true
+			continue
+		}
+		leaders[topicPart{fp.Topic, fp.Partition}] = leader
+		byNode[leader] = append(byNode[leader], fp)
+	}
+	sctx, scancel := context.WithCancel(rctx)
+	errc := make(chan error, len(byNode))
+	var wg sync.WaitGroup
+	defer func() {
+		scancel()
+		wg.Wait()
+	}()
+	for node, fps := range byNode {
+		req := &wire.FetchSessionRequest{MaxBytes: k.cfg.fetchMaxBytes, Partitions: fps}
+		// Each session gets its own share of the maps.
+		spos := make(map[topicPart]int64, len(fps))
+		seps := make(map[topicPart]uint64, len(fps))
+		scps := make(map[topicPart]*cpart, len(fps))
+		for _, fp := range fps {
+			tp := topicPart{fp.Topic, fp.Partition}
+			spos[tp], seps[tp], scps[tp] = pos[tp], eps[tp], cps[tp]
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- k.session(sctx, node, req, spos, seps, scps)
+		}()
+	}
+	// While partitions wait for a leader, ask for metadata now and then.
+	var askC <-chan time.Time
+	if skipped {
+		k.c.requestRefresh()
+		ask := time.NewTicker(time.Second)
+		defer ask.Stop()
+		askC = ask.C
+	}
+	for {
+		select {
+		case err := <-errc:
+			return err
+		case <-rctx.Done():
+			return nil
+		case <-askC:
+			k.c.requestRefresh()
+		case <-metaCh:
+			metaCh = k.c.meta.changedCh()
+			if k.leadersChanged(parts, leaders) {
+				k.c.cfg.logger.Debug("partition leaders changed; moving fetch sessions")
+				return nil
+			}
+			if k.topicsGrew() {
+				return nil
+			}
+		}
+	}
+}
+
+// leadersChanged reports whether the metadata now names, for any of parts,
+// a leader other than the one in leaders (or one where none was known).
+func (k *Consumer) leadersChanged(parts []wire.FetchPartition, leaders map[topicPart]int32) bool {
+	for _, fp := range parts {
+		was, had := leaders[topicPart{fp.Topic, fp.Partition}]
+		now, _, ok := k.c.meta.leader(fp.Topic, fp.Partition)
+		if had != ok || (ok && now != was) {
+			return true
+		}
+	}
+	return false
+}
+
+// topicsGrew adds, for a consumer of Topics without a group, the
+// partitions the metadata shows beyond those assigned, from the start
+// (they are newer than the consumer) or StartOffset when it is a time or
+// an offset. It reports whether any were added.
+func (k *Consumer) topicsGrew() bool {
+	if k.cfg.group != "" || len(k.cfg.topics) == 0 {
+		return false
+	}
+	counts := map[string]int32{}
+	k.mu.Lock()
+	for tp := range k.parts {
+		counts[tp.topic] = max(counts[tp.topic], tp.partition+1)
+	}
+	k.mu.Unlock()
+	want := map[string][]int32{}
+	var tps []topicPart
+	for _, t := range k.cfg.topics {
+		for p := counts[t]; p < k.c.meta.partitions(t); p++ {
+			want[t] = append(want[t], p)
+			tps = append(tps, topicPart{t, p})
+		}
+	}
+	if len(tps) == 0 {
+		return false
+	}
+	start := k.cfg.start
+	if start.kind == offsetEnd {
+		start = AtStart()
+	}
+	ctx, cancel := context.WithTimeout(k.ctx, k.c.cfg.requestTimeout)
+	offs, err := k.resolve(ctx, tps, start)
+	cancel()
 	if err != nil {
+		k.c.cfg.logger.Debug("new partitions: cannot resolve start offsets", "err", err)
+		return false
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return false
+	}
+	for _, tp := range tps {
+		if k.parts[tp] != nil {
+			continue
+		}
+		cp := &cpart{tp: tp, delivered: offs[tp], committed: -1}
+		cp.received.Store(-1)
+		cp.processed.Store(-1)
+		k.parts[tp] = cp
+	}
+	k.c.cfg.logger.Info("consuming new partitions", "partitions", want)
+	k.assignedNote = k.assignmentLocked()
+	k.wakeApp()
+	return true
+}
+
+// session runs one fetch session with node until it fails (error) or ctx
+// ends (nil).
+func (k *Consumer) session(ctx context.Context, node int32, req *wire.FetchSessionRequest, pos map[topicPart]int64,
+	eps map[topicPart]uint64, cps map[topicPart]*cpart) error {
+	str, _, _, err := k.c.openStreamTo(ctx, nodeRoute(node))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	cancelStr := func() {
@@ -344,35 +506,20 @@ func (k *Consumer) session(req *wire.FetchSessionRequest, pos map[topicPart]int6
 		str.CancelWrite(quic.StreamErrorCode(wire.StreamCodeCanceled))
 	}
 	defer cancelStr()
-	stop := context.AfterFunc(k.ctx, cancelStr) // Close unblocks the read
+	stop := context.AfterFunc(ctx, cancelStr) // a restart or Close unblocks the read
 	defer stop()
 	_ = str.SetWriteDeadline(time.Now().Add(k.c.cfg.requestTimeout))
 	if _, err := str.Write(wire.AppendFrame(nil, req)); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("%w: %w", ErrConnection, err)
 	}
-	k.mu.Lock()
-	select {
-	case <-k.restart:
-		k.mu.Unlock()
-		return nil // the assignment changed while we opened it
-	default:
-	}
-	k.sess = str
-	k.mu.Unlock()
-	defer func() {
-		k.mu.Lock()
-		if k.sess == str {
-			k.sess = nil
-		}
-		k.mu.Unlock()
-	}()
 	for {
 		f, err := wire.ReadFrame(str, nil, k.c.cfg.maxFrameBytes)
 		if err != nil {
-			select {
-			case <-k.restart:
+			if ctx.Err() != nil {
 				return nil
-			default:
 			}
 			return fmt.Errorf("%w: %w", ErrConnection, err)
 		}
@@ -400,9 +547,7 @@ func (k *Consumer) session(req *wire.FetchSessionRequest, pos map[topicPart]int6
 		select {
 		case k.chunks <- chunk{cp: cp, epoch: eps[tp], recs: recs}:
 			k.wakeApp()
-		case <-k.restart:
-			return nil
-		case <-k.ctx.Done():
+		case <-ctx.Done():
 			return nil
 		}
 	}
@@ -411,6 +556,12 @@ func (k *Consumer) session(req *wire.FetchSessionRequest, pos map[topicPart]int6
 // partitionError handles a push error: an offset out of range resets the
 // partition as ResetOffset says; other errors are reported and retried.
 func (k *Consumer) partitionError(cp *cpart, epoch uint64, at int64, err error) error {
+	if leaderMoved(err) {
+		// Not an application's concern: the fetch moves to the leader a
+		// fresh metadata names.
+		k.c.requestRefresh()
+		return err
+	}
 	if !errors.Is(err, kerr.OffsetOutOfRange) {
 		k.pushError(fmt.Errorf("client: fetch %s/%d: %w", cp.tp.topic, cp.tp.partition, err))
 		return err
@@ -738,6 +889,11 @@ func (k *Consumer) markReceivedProcessed() {
 func (k *Consumer) assignment() map[string][]int32 {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	return k.assignmentLocked()
+}
+
+// assignmentLocked is assignment with k.mu held.
+func (k *Consumer) assignmentLocked() map[string][]int32 {
 	out := map[string][]int32{}
 	for tp := range k.parts {
 		out[tp.topic] = append(out[tp.topic], tp.partition)

@@ -16,10 +16,10 @@ func (p *producer) debugState() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "bufRecs=%d bufBytes=%d flushing=%d stream=%v pidOK=%v closed=%v\n",
-		p.bufRecs, p.bufBytes, p.flushing, p.stream != nil, p.pidOK, p.closed)
-	if p.stream != nil {
-		fmt.Fprintf(&sb, "stream pending=%d dead=%v\n", len(p.stream.pending), p.stream.dead)
+	fmt.Fprintf(&sb, "bufRecs=%d bufBytes=%d flushing=%d streams=%d opening=%v pidOK=%v closed=%v\n",
+		p.bufRecs, p.bufBytes, p.flushing, len(p.streams), p.opening, p.pidOK, p.closed)
+	for node, s := range p.streams {
+		fmt.Fprintf(&sb, "stream to node %d pending=%d dead=%v\n", node, len(s.pending), s.dead)
 	}
 	for name, t := range p.topics {
 		fmt.Fprintf(&sb, "topic %s parts=%d pending=%d loading=%v\n", name, len(t.parts), len(t.pending), t.loading)
@@ -29,8 +29,8 @@ func (p *producer) debugState() string {
 		if pp.cur != nil {
 			cur = len(pp.cur.recs)
 		}
-		fmt.Fprintf(&sb, "part %s/%d cur=%d ready=%d inflight=%d requeue=%d retrying=%v needPID=%v backoff=%v\n",
-			pp.topic, pp.partition, cur, len(pp.ready), len(pp.inflight), len(pp.requeue), pp.retrying, pp.needPID, pp.backoff)
+		fmt.Fprintf(&sb, "part %s/%d leader=%d cur=%d ready=%d inflight=%d requeue=%d retrying=%v needPID=%v backoff=%v\n",
+			pp.topic, pp.partition, pp.leader, cur, len(pp.ready), len(pp.inflight), len(pp.requeue), pp.retrying, pp.needPID, pp.backoff)
 		for _, b := range pp.ready {
 			fmt.Fprintf(&sb, "  ready corr=%d seq=%d n=%d attempts=%d err=%v encoded=%v\n", b.corr, b.baseSeq, len(b.recs), b.attempts, b.lastErr, b.encoded)
 		}

@@ -1,8 +1,17 @@
 // Package client is wisp's Go client library. It speaks wisp's native
-// protocol over QUIC (see docs/protocol.md): one connection per Client,
-// one QUIC stream per request, a long-lived stream for pipelined produce and
-// one per consumer fetch session, on which the server pushes record batches
-// as they are written.
+// protocol over QUIC (see docs/protocol.md): one connection per node, one
+// QUIC stream per request, a long-lived stream per node for pipelined
+// produce and one fetch session per node per consumer, on which the server
+// pushes record batches as they are written.
+//
+// A Client is cluster-aware, as Kafka clients are: the Servers option only
+// seeds it. From the cluster metadata it learns every node and each
+// partition's leader; it produces to and fetches from the leader, sends
+// group requests to the group's coordinator, and follows leadership moves
+// (NOT_LEADER_FOR_PARTITION, a node that stops answering, ...) by
+// refreshing the metadata and retrying there. Idempotent retries keep their
+// producer id and sequences, so a failover neither duplicates nor reorders
+// records.
 //
 // One Client produces, administers and hands out Consumers:
 //

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/quic-go/quic-go"
 )
 
 // The QUIC connection is closed underneath a producer several times while
@@ -38,13 +40,12 @@ func TestIdempotentRetriesAcrossConnectionDrops(t *testing.T) {
 	drops := 0
 	for drops < 5 {
 		time.Sleep(20 * time.Millisecond)
-		c.mu.Lock()
-		conn := c.conn
-		c.mu.Unlock()
 		c.prod.mu.Lock()
 		inflight := 0
-		if s := c.prod.stream; s != nil {
-			inflight = len(s.pending)
+		var conn *quic.Conn
+		for _, s := range c.prod.streams {
+			inflight += len(s.pending)
+			conn = s.conn
 		}
 		c.prod.mu.Unlock()
 		if conn == nil || inflight == 0 {

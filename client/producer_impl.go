@@ -25,9 +25,20 @@ import (
 // Records are encoded into their partition's open batch as Produce is
 // called (on the caller's goroutine). A batch is sealed when full, when it
 // has lingered, or on Flush; one sender goroutine sends sealed batches on
-// the one produce stream, at most MaxInflight per partition, and one
-// reader goroutine per stream matches answers to batches. Callbacks run on
-// a callback goroutine, in completion order, which is partition order.
+// the produce stream to the partition's leader (one stream per node,
+// opened on a goroutine of its own so that a node that does not answer
+// holds up no other), at most MaxInflight per partition, and one reader
+// goroutine per stream matches answers to batches. Callbacks run on a
+// callback goroutine, in completion order, which is partition order.
+//
+// Leadership: a partition's leader comes from the client's metadata cache
+// (metadata.go). A partition sends only while none of its batches is in
+// flight on another node's stream, so a leader change never reorders it:
+// the batches in flight to the old leader come back (NOT_LEADER, a broken
+// or given-up stream) and are resent, in order, to the new one. A stream
+// whose oldest request is unanswered for produceStall while the metadata
+// names another leader, or for the produce deadline (RequestTimeout plus a
+// margin), is given up and its connection dropped.
 //
 // Idempotence and ordering: a batch's producer id and sequence are
 // assigned when it is first sent and its bytes never change after, so a
@@ -41,8 +52,8 @@ import (
 // fresh producer id (the broker tracks sequences per partition and
 // producer id) and the batches after it are renumbered from 0.
 //
-// Lock order: producer.mu, then clientState.mu. No lock is held while a
-// stream is written or read.
+// Lock order: producer.mu, then clientState.mu, then metaCache.mu. No lock
+// is held while a stream is written or read.
 
 // Header and batch.RecordHeader have the same layout, so record headers
 // are handed to the batch encoder without copying. This conversion stops
@@ -63,7 +74,8 @@ type producer struct {
 	parts    []*ppart
 	flushing int
 	closed   bool
-	stream   *pstream
+	streams  map[int32]*pstream // produce stream per leader node
+	opening  map[int32]bool     // nodes whose stream is being opened
 	corr     uint32
 	pid      int64
 	epoch    int16
@@ -88,21 +100,25 @@ type ptopic struct {
 }
 
 type ppart struct {
-	topic     string
-	partition int32
-	cur       *pbatch
-	ready     []*pbatch // sealed, in send order
-	inflight  []*pbatch // sent on the current stream, in order
-	requeue   []*pbatch // came back failed while retrying, in order
-	retrying  bool
-	backoff   time.Time
-	pid       int64
-	epoch     int16
-	hasPID    bool
-	lastSize  int // bytes and records of the last sealed batch, to size the next
-	lastCount int
-	nextSeq   int32
-	needPID   bool
+	topic      string
+	partition  int32
+	cur        *pbatch
+	ready      []*pbatch // sealed, in send order
+	inflight   []*pbatch // sent on the current stream, in order
+	requeue    []*pbatch // came back failed while retrying, in order
+	stream     *pstream  // the stream the inflight batches were sent on
+	leader     int32     // the leader as of metaGen, -1 unknown
+	metaGen    uint64
+	stallCheck time.Time // when a slow answer may next ask for a metadata refresh
+	retrying   bool
+	backoff    time.Time
+	pid        int64
+	epoch      int16
+	hasPID     bool
+	lastSize   int // bytes and records of the last sealed batch, to size the next
+	lastCount  int
+	nextSeq    int32
+	needPID    bool
 }
 
 type pbatch struct {
@@ -118,6 +134,7 @@ type pbatch struct {
 	attempts int
 	lastErr  error
 	corr     uint32
+	sentAt   time.Time
 }
 
 type precord struct {
@@ -132,6 +149,7 @@ type completion struct {
 }
 
 type pstream struct {
+	node    int32
 	str     *quic.Stream
 	conn    *quic.Conn
 	pending map[uint32]*pbatch
@@ -139,7 +157,8 @@ type pstream struct {
 }
 
 func newProducer(c *Client) *producer {
-	p := &producer{c: c, cfg: &c.cfg, topics: map[string]*ptopic{}, wake: make(chan struct{}, 1)}
+	p := &producer{c: c, cfg: &c.cfg, topics: map[string]*ptopic{}, wake: make(chan struct{}, 1),
+		streams: map[int32]*pstream{}, opening: map[int32]bool{}}
 	p.space = sync.NewCond(&p.mu)
 	p.cbCond = sync.NewCond(&p.cbMu)
 	c.goFunc(p.sender)
@@ -223,10 +242,6 @@ func (p *producer) produce(ctx context.Context, rec *Record, promise func(*Recor
 		p.complete([]precord{pr}, err)
 	}
 }
-
-// metadataMaxAge is how old a topic's partition count may get before a
-// produce refreshes it (in the background).
-const metadataMaxAge = time.Minute
 
 // waitSpaceLocked waits until size more bytes and one more record fit the
 // buffer, or ctx ends. p.mu is held.
@@ -340,8 +355,9 @@ func (p *producer) loadTopic(t *ptopic) {
 		return
 	}
 	t.loadedAt = time.Now()
+	p.c.meta.use(t.name)
 	for i := int32(len(t.parts)); i < n; i++ {
-		pp := &ppart{topic: t.name, partition: i}
+		pp := &ppart{topic: t.name, partition: i, leader: -1}
 		t.parts = append(t.parts, pp)
 		p.parts = append(p.parts, pp)
 	}
@@ -363,11 +379,8 @@ func (p *producer) loadTopic(t *ptopic) {
 // partitionCount asks the broker for a topic's partitions, creating the
 // topic if the broker auto-creates topics.
 func (c *Client) partitionCount(ctx context.Context, topic string) (int32, error) {
-	var resp wire.MetadataResponse
-	if err := c.roundTrip(ctx, &wire.MetadataRequest{Topics: []string{topic}, AutoCreate: true}, &resp); err != nil {
-		return 0, err
-	}
-	if err := checkErr(resp.Err); err != nil {
+	resp, err := c.metadata(ctx, []string{topic}, true)
+	if err != nil {
 		return 0, err
 	}
 	for _, t := range resp.Topics {
@@ -475,9 +488,11 @@ func (p *producer) sender() {
 		if work.stop {
 			return
 		}
-		if work.openStream {
-			p.openStream()
-			continue
+		for _, node := range work.open {
+			p.c.goFunc(func() { p.openStream(node) })
+		}
+		for _, g := range work.giveUp {
+			p.streamFailed(g.s, g.err)
 		}
 		if work.globalPID || len(work.pidParts) > 0 {
 			p.initPIDs(work.globalPID, work.pidParts)
@@ -490,13 +505,15 @@ func (p *producer) sender() {
 			}
 		}
 		if len(work.sends) > 0 {
-			wbuf = p.write(work.stream, work.sends, wbuf[:0])
+			for _, ss := range work.sends {
+				wbuf = p.write(ss.s, ss.batches, wbuf[:0])
+			}
 			if cap(wbuf) > 8<<20 {
 				wbuf = nil
 			}
 			continue
 		}
-		if len(work.expired) > 0 {
+		if len(work.expired) > 0 || len(work.giveUp) > 0 {
 			continue
 		}
 		wait := time.Hour
@@ -519,14 +536,34 @@ func (p *producer) sender() {
 }
 
 type senderWork struct {
-	stop       bool
-	openStream bool
-	globalPID  bool
-	pidParts   []*ppart
-	stream     *pstream
-	sends      []*pbatch
-	expired    []*pbatch
-	next       time.Time // earliest linger or backoff deadline
+	stop      bool
+	open      []int32        // nodes to open a produce stream to
+	giveUp    []streamGiveUp // streams to fail: unanswered too long
+	globalPID bool
+	pidParts  []*ppart
+	sends     []streamSends
+	expired   []*pbatch
+	next      time.Time // earliest linger, backoff or request deadline
+}
+
+// streamGiveUp is a stream the sender fails, and why.
+type streamGiveUp struct {
+	s   *pstream
+	err error
+}
+
+// streamSends are batches to write on one stream, in order.
+type streamSends struct {
+	s       *pstream
+	batches []*pbatch
+}
+
+// produceDeadline is how long a produce request may go unanswered before
+// its stream (and connection) is given up and its batches are retried:
+// the server bounds its own wait by RequestTimeout, plus a margin for the
+// answer to travel.
+func (p *producer) produceDeadline() time.Duration {
+	return p.cfg.requestTimeout + max(p.cfg.requestTimeout/4, time.Second)
 }
 
 // collect seals lingered batches and picks what the sender does next.
@@ -545,7 +582,52 @@ func (p *producer) collect() senderWork {
 		}
 	}
 	idem := p.cfg.idempotent
+	gen := p.c.meta.gen.Load()
+	var reqDeadline time.Duration
 	for _, pp := range p.parts {
+		if len(pp.inflight) > 0 && p.cfg.acks != AcksNone && pp.stream != nil {
+			// The oldest request of the partition is the first in flight.
+			if reqDeadline == 0 {
+				reqDeadline = p.produceDeadline()
+			}
+			sent := pp.inflight[0].sentAt
+			due := sent.Add(reqDeadline)
+			var why error
+			if now.After(due) {
+				why = fmt.Errorf("%w: no produce answer from node %d within %v", ErrConnection,
+					pp.stream.node, reqDeadline)
+			} else if now.Sub(sent) >= produceStall {
+				// A slow answer may mean the leader is gone without
+				// closing its connection (killed, cut off): look at the
+				// metadata. When it names another leader, give the
+				// stream up now rather than at the deadline; the batches
+				// are resent there, with the same sequences.
+				p.leaderLocked(pp, gen)
+				if pp.leader >= 0 && pp.leader != pp.stream.node {
+					why = fmt.Errorf("%w: no produce answer from node %d for %v, and node %d leads %s/%d now",
+						ErrConnection, pp.stream.node, now.Sub(sent).Round(time.Millisecond), pp.leader,
+						pp.topic, pp.partition)
+				} else if now.After(pp.stallCheck) {
+					pp.stallCheck = now.Add(produceStall)
+					p.c.requestRefresh()
+				}
+			}
+			if why != nil {
+				if s := pp.stream; !s.dead && !slices.ContainsFunc(w.giveUp,
+					func(g streamGiveUp) bool { return g.s == s }) {
+					w.giveUp = append(w.giveUp, streamGiveUp{s: s, err: why})
+				}
+			} else {
+				check := sent.Add(produceStall)
+				if pp.stallCheck.After(check) {
+					check = pp.stallCheck
+				}
+				if due.Before(check) {
+					check = due
+				}
+				deadline(check)
+			}
+		}
 		if b := pp.cur; b != nil {
 			if p.flushing > 0 || now.Sub(b.created) >= p.cfg.linger {
 				p.sealLocked(pp)
@@ -587,9 +669,37 @@ func (p *producer) collect() senderWork {
 			}
 			continue
 		}
-		if p.stream == nil {
-			w.openStream = true
+		p.leaderLocked(pp, gen)
+		if pp.leader < 0 {
+			// No leader known: ask for fresh metadata, try again later.
+			p.c.requestRefresh()
+			pp.backoff = now.Add(p.cfg.retryBackoff)
+			deadline(pp.backoff)
 			continue
+		}
+		s := p.streams[pp.leader]
+		if s == nil {
+			if !p.opening[pp.leader] {
+				p.opening[pp.leader] = true
+				w.open = append(w.open, pp.leader)
+			}
+			continue
+		}
+		if len(pp.inflight) > 0 && pp.stream != s {
+			// The leader moved while batches are in flight to the old
+			// one: wait for them to come back (answered or failed), so
+			// that the partition's batches are never reordered.
+			continue
+		}
+		var ss *streamSends
+		for i := range w.sends {
+			if w.sends[i].s == s {
+				ss = &w.sends[i]
+			}
+		}
+		if ss == nil && len(pp.ready) > 0 && len(pp.inflight) < p.cfg.maxInflight {
+			w.sends = append(w.sends, streamSends{s: s})
+			ss = &w.sends[len(w.sends)-1]
 		}
 		for len(pp.ready) > 0 && len(pp.inflight) < p.cfg.maxInflight {
 			b := pp.ready[0]
@@ -606,15 +716,32 @@ func (p *producer) collect() senderWork {
 			}
 			p.corr++
 			b.corr = p.corr
-			p.stream.pending[b.corr] = b
+			b.sentAt = now
+			s.pending[b.corr] = b
+			pp.stream = s
 			pp.inflight = append(pp.inflight, b)
-			w.sends = append(w.sends, b)
+			ss.batches = append(ss.batches, b)
 		}
 	}
-	if len(w.sends) > 0 {
-		w.stream = p.stream
-	}
 	return w
+}
+
+// produceStall is how long a produce answer may take before the producer
+// checks whether the partition's leader moved.
+const produceStall = time.Second
+
+// leaderLocked updates pp.leader from the metadata cache when the cache
+// changed (generation gen) since it was last read. p.mu is held.
+func (p *producer) leaderLocked(pp *ppart, gen uint64) {
+	if pp.metaGen == gen && pp.leader >= 0 {
+		return
+	}
+	leader, _, ok := p.c.meta.leader(pp.topic, pp.partition)
+	pp.metaGen = gen
+	pp.leader = -1
+	if ok {
+		pp.leader = leader
+	}
 }
 
 // resequenceLocked moves a partition to a new producer id: batches not yet
@@ -628,29 +755,50 @@ func (p *producer) resequenceLocked(pp *ppart) {
 	}
 }
 
-func (p *producer) openStream() {
+// openStream opens the produce stream to a node, on its own goroutine so
+// that a node that does not answer holds up no other node's partitions.
+func (p *producer) openStream(node int32) {
 	ctx, cancel := context.WithTimeout(p.c.ctx, p.cfg.requestTimeout)
-	str, conn, err := p.c.openStream(ctx)
+	str, conn, _, err := p.c.openStreamTo(ctx, nodeRoute(node))
 	cancel()
 	if err != nil {
-		p.cfg.logger.Warn("produce stream: cannot connect; retrying", "err", err)
-		p.backoffAll(err)
+		p.mu.Lock()
+		delete(p.opening, node)
+		p.mu.Unlock()
+		if p.c.ctx.Err() != nil {
+			return
+		}
+		p.cfg.logger.Warn("produce stream: cannot connect; retrying", "node", node, "err", err)
+		p.c.requestRefresh() // the node may be gone and its partitions led elsewhere
+		p.backoffNode(node, err)
 		return
 	}
-	s := &pstream{str: str, conn: conn, pending: map[uint32]*pbatch{}}
+	s := &pstream{node: node, str: str, conn: conn, pending: map[uint32]*pbatch{}}
 	p.mu.Lock()
-	p.stream = s
+	delete(p.opening, node)
+	if p.closed {
+		p.mu.Unlock()
+		str.CancelRead(quic.StreamErrorCode(wire.StreamCodeCanceled))
+		str.CancelWrite(quic.StreamErrorCode(wire.StreamCodeCanceled))
+		return
+	}
+	p.streams[node] = s
 	p.mu.Unlock()
+	p.poke()
 	p.c.goFunc(func() { p.readAnswers(s) })
 }
 
-// backoffAll delays every partition with queued batches after a failure
-// to connect, recording err as their last error.
-func (p *producer) backoffAll(err error) {
+// backoffAll delays every partition with queued batches after a failure,
+// recording err as their last error.
+func (p *producer) backoffAll(err error) { p.backoffNode(-1, err) }
+
+// backoffNode is backoffAll for the partitions led by node (every node when
+// node < 0).
+func (p *producer) backoffNode(node int32, err error) {
 	p.mu.Lock()
 	until := time.Now().Add(p.cfg.retryBackoff)
 	for _, pp := range p.parts {
-		if len(pp.ready) > 0 {
+		if len(pp.ready) > 0 && (node < 0 || pp.leader == node) {
 			pp.backoff = until
 			for _, b := range pp.ready {
 				b.lastErr = err
@@ -658,6 +806,7 @@ func (p *producer) backoffAll(err error) {
 		}
 	}
 	p.mu.Unlock()
+	p.poke() // the sender sets its timer for the backoff
 }
 
 func (p *producer) initPIDs(global bool, parts []*ppart) {
@@ -839,6 +988,14 @@ func (p *producer) answer(s *pstream, resp *wire.ProduceResponse) {
 		done = append(done, completion{recs: b.recs})
 		p.release(b)
 	case IsRetryable(err) || (pp.retrying && errors.Is(err, kerr.OutOfOrderSequenceNumber)):
+		p.cfg.logger.Debug("produce failed; retrying", "topic", pp.topic, "partition", pp.partition,
+			"err", err)
+		if leaderMoved(err) {
+			// Resent after the backoff to the leader a fresh metadata
+			// names; the same bytes (producer id, epoch, sequence), so a
+			// batch the new leader already has is answered Duplicate.
+			p.c.requestRefresh()
+		}
 		b.attempts++
 		b.lastErr = err
 		pp.retrying = true
@@ -881,7 +1038,8 @@ func (p *producer) endRetryLocked(pp *ppart) {
 }
 
 // streamFailed puts every batch in flight on s back in front of its
-// partition's queue and drops the stream; the sender opens a new one.
+// partition's queue and drops the stream; the sender opens a new one (to
+// the partition's leader as the metadata then says).
 func (p *producer) streamFailed(s *pstream, err error) {
 	p.mu.Lock()
 	if s.dead {
@@ -889,15 +1047,16 @@ func (p *producer) streamFailed(s *pstream, err error) {
 		return
 	}
 	s.dead = true
-	if p.stream == s {
-		p.stream = nil
+	if p.streams[s.node] == s {
+		delete(p.streams, s.node)
 	}
 	closing := p.closed
 	if !closing {
-		p.cfg.logger.Warn("produce stream failed; resending in-flight batches", "batches", len(s.pending), "err", err)
+		p.cfg.logger.Warn("produce stream failed; resending in-flight batches", "node", s.node,
+			"batches", len(s.pending), "err", err)
 	}
 	for _, pp := range p.parts {
-		if len(pp.inflight) == 0 && len(pp.requeue) == 0 {
+		if pp.stream != s || (len(pp.inflight) == 0 && len(pp.requeue) == 0) {
 			continue
 		}
 		for _, b := range pp.inflight {
@@ -907,6 +1066,7 @@ func (p *producer) streamFailed(s *pstream, err error) {
 		p.resent.Add(int64(len(pp.inflight)))
 		pp.requeue = append(pp.requeue, pp.inflight...)
 		pp.inflight = nil
+		pp.stream = nil
 		pp.retrying = true
 		p.endRetryLocked(pp)
 	}
@@ -914,10 +1074,13 @@ func (p *producer) streamFailed(s *pstream, err error) {
 	p.mu.Unlock()
 	s.str.CancelRead(quic.StreamErrorCode(wire.StreamCodeCanceled))
 	s.str.CancelWrite(quic.StreamErrorCode(wire.StreamCodeCanceled))
-	if !closing && s.conn.Context().Err() == nil {
-		// The stream broke but the connection looks alive: it may be
-		// half-dead; start afresh.
-		p.c.dropConn(s.conn, "produce stream failed")
+	if !closing {
+		p.c.requestRefresh() // the node may be gone and its partitions led elsewhere
+		if s.conn.Context().Err() == nil {
+			// The stream broke but the connection looks alive: it may be
+			// half-dead; start afresh.
+			p.c.dropConn(s.conn, "produce stream failed")
+		}
 	}
 }
 
@@ -1026,15 +1189,15 @@ func (p *producer) shutdown() {
 		}
 		pp.requeue, pp.inflight, pp.ready, pp.cur = nil, nil, nil, nil
 	}
-	s := p.stream
-	p.stream = nil
-	if s != nil {
+	streams := p.streams
+	p.streams = map[int32]*pstream{}
+	for _, s := range streams {
 		s.dead = true
 		s.pending = map[uint32]*pbatch{}
 	}
 	p.space.Broadcast()
 	p.mu.Unlock()
-	if s != nil {
+	for _, s := range streams {
 		s.str.CancelRead(quic.StreamErrorCode(wire.StreamCodeCanceled))
 		s.str.CancelWrite(quic.StreamErrorCode(wire.StreamCodeCanceled))
 	}

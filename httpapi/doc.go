@@ -17,6 +17,15 @@
 //	GET    /topics, /topics/{topic}            REST Proxy v2 metadata
 //	GET    /healthz, /readyz, /metrics
 //
+// and, when the node runs functions (MountFunctions; docs/functions.md):
+//
+//	POST   /v1/functions                       deploy: multipart/form-data, parts "manifest" (JSON) and "module" → 201
+//	GET    /v1/functions                       {"functions":[..]}
+//	GET    /v1/functions/{name}                one function, with manifest and partitions
+//	GET    /v1/functions/{name}/logs           {"lines":[..]}; ?since=10m|RFC 3339|ms
+//	POST   /v1/functions/{name}/pause|resume   204
+//	DELETE /v1/functions/{name}                204
+//
 // # Producing
 //
 // A JSON body (Content-Type application/json) is
@@ -114,12 +123,14 @@
 //	40002 400 bad query or path parameter (acks, partition, offset, ...)
 //	40401 404 topic not found (produce with auto-creation off, read, admin)
 //	40402 404 partition not found
+//	40403 404 function not found
 //	40901 409 topic already exists
 //	41301 413 body, NDJSON line or single record over the limit
 //	41501 415 Content-Type not accepted by the endpoint
 //	41601 416 offset out of range
 //	42201 422 well-formed JSON that is not a valid record (bad base64, wrong type, unknown field)
 //	42202 422 invalid topic name, partition count, replication factor or config
+//	42203 422 invalid function manifest, or a module that is rejected
 //	50001 500 unexpected server error
 //	50002 500 broker error, not retriable
 //	50003 500 retriable broker error (timeout, storage): retry

@@ -234,5 +234,9 @@ func (s *Server) ready() error {
 	if _, err := s.b.Groups().FetchOffsets("wisp-readyz", []group.TopicPartition{}); err != nil {
 		return &Error{Code: CodeUnavailable, Message: "group coordinator: " + err.Error(), err: err}
 	}
+	// A cluster node is ready once the metadata has a controller.
+	if s.b.Config().Clustered && s.b.ControllerID() < 0 {
+		return errorf(CodeUnavailable, "no cluster controller yet")
+	}
 	return nil
 }

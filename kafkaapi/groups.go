@@ -18,7 +18,8 @@ const (
 	coordinatorTxn   int8 = 1
 )
 
-// handleFindCoordinator names this node as the coordinator of every group.
+// handleFindCoordinator names the node coordinating a group
+// (bus.Broker.GroupCoordinator: this node unless clustered).
 // Transactional ids get TRANSACTIONAL_ID_AUTHORIZATION_FAILED: there is no
 // transaction coordinator (see errTransactions).
 func handleFindCoordinator(cc *call, req *kmsg.FindCoordinatorRequest) (*kmsg.FindCoordinatorResponse, error) {
@@ -41,7 +42,14 @@ func handleFindCoordinator(cc *call, req *kmsg.FindCoordinatorRequest) (*kmsg.Fi
 			c.ErrorMessage = errMessage(err)
 			return c
 		}
-		c.NodeID, c.Host, c.Port = cc.c.s.b.NodeID(), cc.c.host, cc.c.port
+		id := cc.c.s.b.GroupCoordinator(key)
+		host, port, ok := nodeAddr(cc, id)
+		if !ok {
+			c.NodeID, c.Port = -1, -1
+			c.ErrorCode = fe.add(fmt.Errorf("%w: coordinator node %d has no Kafka address", kerr.CoordinatorNotAvailable, id))
+			return c
+		}
+		c.NodeID, c.Host, c.Port = id, host, port
 		return c
 	}
 	if req.Version >= 4 {

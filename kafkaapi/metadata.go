@@ -2,6 +2,8 @@ package kafkaapi
 
 import (
 	"fmt"
+	"net"
+	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -16,11 +18,9 @@ const authorizedOperationsUnset = -2147483648
 func handleMetadata(cc *call, req *kmsg.MetadataRequest) (*kmsg.MetadataResponse, error) {
 	b := cc.c.s.b
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	br := kmsg.NewMetadataResponseBroker()
-	br.NodeID, br.Host, br.Port = b.NodeID(), cc.c.host, cc.c.port
-	resp.Brokers = []kmsg.MetadataResponseBroker{br}
+	resp.Brokers = brokers(cc)
 	resp.ClusterID = kmsg.StringPtr(clusterID)
-	resp.ControllerID = b.NodeID()
+	resp.ControllerID = b.ControllerID()
 
 	// v0 asks for every topic with an empty list; v1+ with a null one.
 	if req.Topics == nil || req.Version == 0 && len(req.Topics) == 0 {
@@ -55,6 +55,58 @@ func handleMetadata(cc *call, req *kmsg.MetadataRequest) (*kmsg.MetadataResponse
 	return resp, fe.err
 }
 
+// brokers lists the nodes with a Kafka listener: this one as the client
+// reached it, the others at their advertised Kafka addresses.
+func brokers(cc *call) []kmsg.MetadataResponseBroker {
+	b := cc.c.s.b
+	var out []kmsg.MetadataResponseBroker
+	for _, n := range b.Nodes() {
+		br := kmsg.NewMetadataResponseBroker()
+		br.NodeID = n.ID
+		if n.ID == b.NodeID() {
+			br.Host, br.Port = cc.c.host, cc.c.port
+		} else {
+			host, port, ok := splitHostPort(n.Kafka)
+			if !ok {
+				continue
+			}
+			br.Host, br.Port = host, port
+			if n.Rack != "" {
+				br.Rack = kmsg.StringPtr(n.Rack)
+			}
+		}
+		out = append(out, br)
+	}
+	return out
+}
+
+// nodeAddr is where Kafka clients reach node id: this connection's address
+// for this node.
+func nodeAddr(cc *call, id int32) (string, int32, bool) {
+	b := cc.c.s.b
+	if id == b.NodeID() {
+		return cc.c.host, cc.c.port, true
+	}
+	for _, n := range b.Nodes() {
+		if n.ID == id {
+			return splitHostPort(n.Kafka)
+		}
+	}
+	return "", 0, false
+}
+
+func splitHostPort(addr string) (string, int32, bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n <= 0 || n > 65535 {
+		return "", 0, false
+	}
+	return host, int32(n), true
+}
+
 func topicMetadata(info bus.TopicInfo) kmsg.MetadataResponseTopic {
 	t := kmsg.NewMetadataResponseTopic()
 	t.Topic = kmsg.StringPtr(info.Name)
@@ -74,7 +126,7 @@ func handleDescribeCluster(cc *call, req *kmsg.DescribeClusterRequest) (*kmsg.De
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
 	resp.EndpointType = req.EndpointType
 	resp.ClusterID = clusterID
-	resp.ControllerID = b.NodeID()
+	resp.ControllerID = b.ControllerID()
 	resp.ClusterAuthorizedOperations = authorizedOperationsUnset
 	if req.Version >= 1 && req.EndpointType != 1 {
 		// 2 asks for controllers, which a wisp node does not expose.
@@ -82,8 +134,10 @@ func handleDescribeCluster(cc *call, req *kmsg.DescribeClusterRequest) (*kmsg.De
 		resp.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("kafkaapi: endpoint type %d: only brokers (1) are served", req.EndpointType))
 		return resp, kerr.UnsupportedEndpointType
 	}
-	br := kmsg.NewDescribeClusterResponseBroker()
-	br.NodeID, br.Host, br.Port = b.NodeID(), cc.c.host, cc.c.port
-	resp.Brokers = []kmsg.DescribeClusterResponseBroker{br}
+	for _, mb := range brokers(cc) {
+		br := kmsg.NewDescribeClusterResponseBroker()
+		br.NodeID, br.Host, br.Port, br.Rack = mb.NodeID, mb.Host, mb.Port, mb.Rack
+		resp.Brokers = append(resp.Brokers, br)
+	}
 	return resp, nil
 }

@@ -41,6 +41,10 @@ type Config struct {
 	Listeners map[string]string
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
+	// Functions serves the function APIs (deploy, list, logs, ...):
+	// normally the node's *functions.Manager. Nil: those APIs answer that
+	// functions are disabled.
+	Functions Functions
 }
 
 // DefaultConfig returns the single-node defaults of DESIGN.md.

@@ -25,6 +25,14 @@ func (cs *connState) handle(f wire.Frame) (wire.Message, error) {
 	start := time.Now()
 	resp, rerr := cs.dispatch(req)
 	metrics.ObserveRequest("quic", f.API.String(), start, rerr)
+	if resp == nil {
+		// No response message: the request cannot be served on this
+		// stream at all (rerr says why).
+		if rerr == nil {
+			rerr = protoErr(wire.StreamCodeInternal, kerr.UnknownServerError, f.API.String()+": no response")
+		}
+		return nil, rerr
+	}
 	return resp, nil
 }
 
@@ -33,6 +41,9 @@ func (cs *connState) handle(f wire.Frame) (wire.Message, error) {
 func (cs *connState) dispatch(req wire.Message) (wire.Message, error) {
 	b := cs.s.b
 	ctx := cs.ctx
+	if resp, err := cs.notCoordinator(req); err != nil {
+		return resp, err
+	}
 	switch r := req.(type) {
 	case *wire.MetadataRequest:
 		return cs.metadata(r)
@@ -124,6 +135,12 @@ func (cs *connState) dispatch(req wire.Message) (wire.Message, error) {
 		offs, err := cs.groupOffsets(r.Group, r.Topics)
 		return &wire.GroupOffsetsResponse{Err: errCode(err), Offsets: offs}, err
 	}
+	if resp, ok, err := cs.dispatchFunction(req); ok {
+		return resp, err
+	}
+	if resp, ok, err := cs.dispatchReplica(req); ok {
+		return resp, err
+	}
 	return nil, protoErr(wire.StreamCodeUnsupported, kerr.UnsupportedVersion,
 		fmt.Sprintf("%s is not a one-shot request", req.API()))
 }
@@ -144,7 +161,20 @@ func (s *Server) nodes() []wire.Node {
 	if a := s.Addr(); a != nil {
 		addrs["quic"] = a.String()
 	}
-	return []wire.Node{{NodeID: s.b.NodeID(), Addrs: addrs}}
+	out := []wire.Node{{NodeID: s.b.NodeID(), Addrs: addrs}}
+	for _, n := range s.b.Nodes() {
+		if n.ID == s.b.NodeID() {
+			continue
+		}
+		a := map[string]string{}
+		for k, v := range map[string]string{"quic": n.QUIC, "kafka": n.Kafka, "http": n.HTTP} {
+			if v != "" {
+				a[k] = v
+			}
+		}
+		out = append(out, wire.Node{NodeID: n.ID, Addrs: a})
+	}
+	return out
 }
 
 func (cs *connState) metadata(r *wire.MetadataRequest) (wire.Message, error) {

@@ -51,12 +51,13 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu     sync.Mutex // guards udp, tr, ln, conns, closed
+	mu     sync.Mutex // guards udp, tr, ln, conns, closed, alpn
 	udp    *net.UDPConn
 	tr     *quic.Transport
 	ln     *quic.Listener
 	conns  map[*quic.Conn]struct{}
 	closed bool
+	alpn   map[string]ALPNHandler // extra protocols, see alpn.go
 
 	wg sync.WaitGroup // the accept loop and the connections
 }
@@ -118,7 +119,7 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("transport: listen %s: %w", s.cfg.Addr, err)
 	}
-	tr := &quic.Transport{Conn: udp}
+	tr := &quic.Transport{Conn: udp, StatelessResetKey: s.statelessResetKey()}
 	ln, err := tr.Listen(s.tls, s.quic)
 	if err != nil {
 		_ = tr.Close()
@@ -214,7 +215,7 @@ func (s *Server) acceptLoop(ln *quic.Listener) {
 		conns.Add(1)
 		go func() {
 			defer conns.Done()
-			s.serveConn(conn)
+			s.dispatchConn(conn)
 			s.mu.Lock()
 			delete(s.conns, conn)
 			s.mu.Unlock()

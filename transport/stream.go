@@ -35,6 +35,9 @@ func (cs *connState) serveStream(str *quic.Stream) {
 	case wire.APIFetchSession:
 		cs.fetchSession(str, f)
 		return
+	case wire.APIFunctionLogs:
+		cs.functionLogs(str, f)
+		return
 	}
 	for {
 		resp, perr := cs.handle(f)
@@ -50,7 +53,7 @@ func (cs *connState) serveStream(str *quic.Stream) {
 			cs.failRead(str, err)
 			return
 		}
-		if f.API == wire.APIProduce || f.API == wire.APIFetchSession {
+		if f.API == wire.APIProduce || f.API == wire.APIFetchSession || f.API == wire.APIFunctionLogs {
 			cs.failStream(str, protoErr(wire.StreamCodeUnsupported, kerr.InvalidRequest,
 				f.API.String()+" must be the first frame of its stream"))
 			return

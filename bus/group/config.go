@@ -35,6 +35,12 @@ type Config struct {
 	// in bytes (Kafka's offset.metadata.max.bytes); longer fails with
 	// kerr.OffsetMetadataTooLarge. Default 4096.
 	MaxOffsetMetadata int
+	// Replicate, when set, is called with every group commit's records
+	// (keyed, see Entry) before they are written locally; an error fails
+	// the commit and nothing is applied. A clustered broker appends them to
+	// a replicated internal topic, from which Restore rebuilds the state
+	// on the node that coordinates next.
+	Replicate func(entries []Entry) error
 	// Logger receives the coordinator's logs. Default: discarded.
 	Logger *slog.Logger
 }

@@ -161,6 +161,7 @@ func Open(cfg Config) (*Coordinator, error) {
 	if err != nil {
 		return nil, err
 	}
+	st.replicate = cfg.Replicate
 	c := &Coordinator{
 		cfg:    cfg,
 		log:    cfg.Logger,
@@ -619,7 +620,9 @@ func (c *Coordinator) DescribeGroup(group string) (GroupDescription, error) {
 // DropTopic forgets the committed offsets of a deleted topic in every
 // group. Failures are logged: the topic is gone either way.
 func (c *Coordinator) DropTopic(topic string) {
-	if err := c.store.write([]record{{kind: recDropTopic, topic: topic}}); err != nil && !errors.Is(err, ErrClosed) {
+	// In a cluster only the coordinator writes; the others are told no.
+	if err := c.store.write([]record{{kind: recDropTopic, topic: topic}}); err != nil && !errors.Is(err, ErrClosed) &&
+		!errors.Is(err, kerr.NotCoordinator) {
 		c.log.Warn("group: forgetting offsets of deleted topic", "topic", topic, "err", err)
 	}
 }
@@ -668,7 +671,7 @@ func (c *Coordinator) sweep() {
 	if len(recs) > 0 {
 		c.log.Info("group: expiring offsets of empty groups", "groups", len(recs), "retention", c.cfg.OffsetsRetention)
 	}
-	if err := c.store.write(recs); err != nil && !errors.Is(err, ErrClosed) {
+	if err := c.store.write(recs); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, kerr.NotCoordinator) {
 		c.log.Warn("group: expiring offsets", "err", err)
 	}
 }

@@ -43,7 +43,10 @@ type storeGroup struct {
 // writeReq is one frame waiting for the flusher.
 type writeReq struct {
 	recs []record
-	done chan error // buffered; receives the outcome once
+	// restore replaces the whole state with recs (replayed from the
+	// replicated log) instead of appending them.
+	restore bool
+	done    chan error // buffered; receives the outcome once
 }
 
 // store is the durable committed-offsets store: an in-memory map replayed
@@ -77,6 +80,8 @@ type store struct {
 	buf  []byte
 
 	runtimeSlack int64 // compactSlackRuntime; tests lower it
+
+	replicate func([]Entry) error // Config.Replicate
 }
 
 // openStore replays the journal in dir, cutting off a torn tail, compacts
@@ -236,9 +241,34 @@ func (s *store) drain() {
 
 // flush writes batch with one fsync, applies it and answers its writers.
 func (s *store) flush(batch []*writeReq) {
+	if len(batch) > 0 && batch[0].restore {
+		batch[0].done <- s.restore(batch[0].recs)
+		s.flush(batch[1:])
+		return
+	}
+	for i, req := range batch {
+		if req.restore {
+			// Restores run alone, in queue order.
+			s.flush(batch[:i])
+			s.flush(batch[i:])
+			return
+		}
+	}
+	if len(batch) == 0 {
+		return
+	}
 	s.mu.Lock()
 	err := s.broken
 	s.mu.Unlock()
+	if err == nil && s.replicate != nil {
+		var entries []Entry
+		for _, req := range batch {
+			for i := range req.recs {
+				entries = append(entries, entryOf(&req.recs[i]))
+			}
+		}
+		err = s.replicate(entries)
+	}
 	if err == nil {
 		err = s.appendFrames(batch)
 	}
@@ -259,6 +289,19 @@ func (s *store) flush(batch []*writeReq) {
 			s.log.Warn("group: compacting offsets journal", "err", cerr)
 		}
 	}
+}
+
+// restore replaces the state with a replay of recs and rewrites the
+// journal to match. It runs on the flusher.
+func (s *store) restore(recs []record) error {
+	s.mu.Lock()
+	s.groups = map[string]*storeGroup{}
+	s.live = 0
+	for i := range recs {
+		s.applyLocked(&recs[i])
+	}
+	s.mu.Unlock()
+	return s.compact()
 }
 
 // appendFrames writes one frame per request after the good end of the file

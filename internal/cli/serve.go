@@ -45,6 +45,15 @@ WISP_KAFKA, ...) or as a key of the YAML file given with --config.`,
 			cfg.RequireClientCert, _ = f.GetBool("tls-client-auth")
 			cfg.DefaultPartitions, _ = f.GetInt32("default-partitions")
 			cfg.AutoCreateTopics, _ = f.GetBool("auto-create-topics")
+			cfg.Functions, _ = f.GetBool("functions")
+			cfg.Cluster, _ = f.GetBool("cluster")
+			cfg.GossipAddr, _ = f.GetString("gossip")
+			cfg.Join, _ = f.GetStringSlice("join")
+			cfg.BootstrapExpect, _ = f.GetInt("bootstrap-expect")
+			cfg.GossipKey, _ = f.GetString("gossip-key")
+			cfg.Rack, _ = f.GetString("rack")
+			cfg.Advertise, _ = f.GetString("advertise")
+			cfg.ReplicaLagMax, _ = f.GetDuration("replica-lag-max")
 			defaults, _ := f.GetStringSlice("topic-default")
 			cfg.TopicDefaults = map[string]string{}
 			for _, kv := range defaults {
@@ -73,6 +82,15 @@ WISP_KAFKA, ...) or as a key of the YAML file given with --config.`,
 	f.Bool("tls-client-auth", false, "require client certificates signed by --tls-ca (mTLS)")
 	f.Int32("default-partitions", def.DefaultPartitions, "partitions of auto-created topics and of topics created without -p")
 	f.Bool("auto-create-topics", def.AutoCreateTopics, "create unknown topics on first produce or metadata request")
+	f.Bool("functions", def.Functions, "run WASM functions (wisp fn); data and compiled code in <data>/functions")
+	f.Bool("cluster", false, "run as a cluster node even alone (implied by --join or --bootstrap-expect > 1); others can --join it later")
+	f.String("gossip", def.GossipAddr, "gossip (memberlist) listen address, tcp and udp; cluster nodes only")
+	f.StringSlice("join", nil, "gossip addresses of cluster members to join (host:port, comma-separated)")
+	f.Int("bootstrap-expect", def.BootstrapExpect, "form the cluster metadata once this many nodes have met through gossip")
+	f.String("gossip-key", "", "base64 AES key (16, 24 or 32 bytes) encrypting gossip; nodes without it cannot join")
+	f.String("rack", "", "rack (or zone) of this node: replicas of a partition are spread over racks")
+	f.String("advertise", "", "host other nodes and clients use to reach this node (default: the listen addresses' hosts)")
+	f.Duration("replica-lag-max", def.ReplicaLagMax, "a follower not caught up for this long leaves the ISR")
 	f.StringSlice("topic-default", nil, "broker-wide topic config default key=value (e.g. flush=os, retention.ms=3600000); repeatable")
 	return cmd
 }

@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/wispbus/wisp/bus"
+	"github.com/wispbus/wisp/cluster"
+	"github.com/wispbus/wisp/functions"
 	"github.com/wispbus/wisp/httpapi"
 	"github.com/wispbus/wisp/kafkaapi"
 	"github.com/wispbus/wisp/transport"
@@ -33,6 +36,35 @@ type Config struct {
 	TopicDefaults     map[string]string
 	Version           string // reported by cluster info
 	Logger            *slog.Logger
+	// Functions runs WASM functions (deployments and compiled code under
+	// <DataDir>/functions). On in DefaultConfig.
+	Functions bool
+
+	// Cluster makes this node a cluster member even alone; Join or
+	// BootstrapExpect > 1 imply it. Without it the node is a single node
+	// that decides everything locally (no gossip, no Raft).
+	Cluster bool
+	// GossipAddr is the memberlist address (tcp and udp).
+	GossipAddr string
+	// Join lists gossip addresses of members to join.
+	Join []string
+	// BootstrapExpect is how many nodes must meet before the metadata
+	// group forms (1: alone).
+	BootstrapExpect int
+	// GossipKey is a base64 AES key encrypting gossip ("" = none).
+	GossipKey string
+	// Rack spreads replicas over racks.
+	Rack string
+	// Advertise is the host advertised to other nodes and to clients
+	// ("" = the hosts of the listen addresses).
+	Advertise string
+	// ReplicaLagMax is how long a follower may lag before it leaves the ISR.
+	ReplicaLagMax time.Duration
+}
+
+// Clustered reports whether the node runs as a cluster member.
+func (c Config) Clustered() bool {
+	return c.Cluster || len(c.Join) > 0 || c.BootstrapExpect > 1
 }
 
 // DefaultConfig returns the single-node defaults of DESIGN.md.
@@ -46,6 +78,10 @@ func DefaultConfig() Config {
 		DefaultPartitions: 1,
 		AutoCreateTopics:  true,
 		Version:           "dev",
+		Functions:         true,
+		GossipAddr:        "127.0.0.1:7946",
+		BootstrapExpect:   1,
+		ReplicaLagMax:     10 * time.Second,
 	}
 }
 
@@ -55,7 +91,12 @@ type Node struct {
 	QUIC   *transport.Server
 	Kafka  *kafkaapi.Server
 	HTTP   *httpapi.Server
-	logger *slog.Logger
+	// Functions is the node's function manager, nil when disabled.
+	Functions *functions.Manager
+	// Cluster is the node's cluster membership, nil on a single node.
+	Cluster *cluster.Node
+	peers   *transport.Peers
+	logger  *slog.Logger
 }
 
 // Start opens the broker and starts every frontend. On error, whatever was
@@ -72,6 +113,11 @@ func Start(cfg Config) (*Node, error) {
 	bcfg.AutoCreateTopics = cfg.AutoCreateTopics
 	bcfg.TopicDefaults = cfg.TopicDefaults
 	bcfg.Logger = logger
+	bcfg.Clustered = cfg.Clustered()
+	bcfg.OffsetsReplicas = int16(min(3, max(1, cfg.BootstrapExpect)))
+	if cfg.ReplicaLagMax > 0 {
+		bcfg.ReplicaLagMax = cfg.ReplicaLagMax
+	}
 	b, err := bus.Open(bcfg)
 	if err != nil {
 		return nil, err
@@ -84,6 +130,17 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 
+	// Functions: after the broker, before the frontends that serve their
+	// APIs; closed after the frontends, before the broker (Close).
+	if cfg.Functions {
+		fcfg := functions.DefaultConfig()
+		fcfg.DataDir = filepath.Join(cfg.DataDir, "functions")
+		fcfg.Logger = logger.With("component", "functions")
+		if n.Functions, err = functions.Open(fcfg, b); err != nil {
+			return fail(err)
+		}
+	}
+
 	tcfg := transport.DefaultConfig()
 	tcfg.Addr = cfg.QUICAddr
 	tcfg.DataDir = cfg.DataDir
@@ -92,6 +149,9 @@ func Start(cfg Config) (*Node, error) {
 	tcfg.Logger = logger.With("frontend", "quic")
 	tcfg.Version = cfg.Version
 	tcfg.Listeners = map[string]string{}
+	if n.Functions != nil {
+		tcfg.Functions = n.Functions
+	}
 	if cfg.KafkaAddr != "" {
 		tcfg.Listeners["kafka"] = cfg.KafkaAddr
 	}
@@ -101,9 +161,20 @@ func Start(cfg Config) (*Node, error) {
 	if n.QUIC, err = transport.NewServer(tcfg, b); err != nil {
 		return fail(err)
 	}
+	// Cluster: it registers its protocol on the QUIC endpoint, so before
+	// that starts; the broker follows leaders once both run.
+	if cfg.Clustered() {
+		if n.Cluster, err = startCluster(cfg, n.QUIC, b, logger); err != nil {
+			return fail(err)
+		}
+	}
 	if err := n.QUIC.Start(); err != nil {
 		n.QUIC = nil
 		return fail(fmt.Errorf("quic %s: %w", cfg.QUICAddr, err))
+	}
+	if n.Cluster != nil {
+		n.peers = transport.NewPeers(n.QUIC, resolver(n.Cluster))
+		b.SetCluster(n.Cluster, n.peers)
 	}
 
 	if cfg.KafkaAddr != "" {
@@ -127,6 +198,9 @@ func Start(cfg Config) (*Node, error) {
 		if n.HTTP, err = httpapi.New(hcfg, b); err != nil {
 			return fail(err)
 		}
+		if n.Functions != nil {
+			n.HTTP.MountFunctions(n.Functions)
+		}
 		if err := n.HTTP.Start(); err != nil {
 			n.HTTP = nil
 			return fail(fmt.Errorf("http %s: %w", cfg.HTTPAddr, err))
@@ -143,8 +217,9 @@ func Start(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// Close stops the frontends first (no new requests), then flushes and
-// closes the broker.
+// Close stops the frontends first (no new requests), then the functions
+// (workers finish the unit they are writing), then flushes and closes the
+// broker.
 func (n *Node) Close(ctx context.Context) error {
 	var errs []error
 	if n.HTTP != nil {
@@ -155,6 +230,16 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	if n.QUIC != nil {
 		errs = append(errs, n.QUIC.Close(ctx))
+	}
+	if n.Functions != nil {
+		errs = append(errs, n.Functions.Close())
+	}
+	if n.Cluster != nil {
+		// Leave gossip and stop Raft while the QUIC endpoint still runs.
+		errs = append(errs, n.Cluster.Close(ctx))
+	}
+	if n.peers != nil {
+		n.peers.Close()
 	}
 	errs = append(errs, n.Broker.Close())
 	return errors.Join(errs...)

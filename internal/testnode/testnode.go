@@ -63,8 +63,10 @@ type Node struct {
 	QUIC  string // udp address
 	Kafka string // tcp address
 	HTTP  string // tcp address
-	Args  []string
-	Log   *bytes.Buffer
+	// Gossip is the memberlist address (cluster nodes only).
+	Gossip string
+	Args   []string
+	Log    *bytes.Buffer
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -104,6 +106,13 @@ func Start(t testing.TB, extra ...string) *Node {
 
 func (n *Node) start(t testing.TB) {
 	t.Helper()
+	n.spawn(t)
+	n.waitReady(t)
+}
+
+// spawn starts the process without waiting for it to be ready.
+func (n *Node) spawn(t testing.TB) {
+	t.Helper()
 	args := append([]string{"serve", "--data", n.Dir, "--quic", n.QUIC, "--kafka", n.Kafka, "--http", n.HTTP}, n.Args...)
 	n.Log = &bytes.Buffer{}
 	n.cmd = exec.Command(Binary(t), args...)
@@ -114,6 +123,11 @@ func (n *Node) start(t testing.TB) {
 	}
 	n.done = make(chan struct{})
 	go func() { _ = n.cmd.Wait(); close(n.done) }()
+}
+
+// waitReady waits until the node answers /readyz.
+func (n *Node) waitReady(t testing.TB) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		select {

@@ -73,6 +73,9 @@ var apiNames = map[API]string{
 	APIHeartbeat: "Heartbeat", APILeaveGroup: "LeaveGroup", APIOffsetCommit: "OffsetCommit",
 	APIOffsetFetch: "OffsetFetch", APIListGroups: "ListGroups", APIDescribeGroup: "DescribeGroup",
 	APIGroupOffsets: "GroupOffsets", APIClusterInfo: "ClusterInfo", APIError: "Error",
+	APIFunctionDeploy: "FunctionDeploy", APIFunctionList: "FunctionList", APIFunctionDescribe: "FunctionDescribe",
+	APIFunctionLogs: "FunctionLogs", APIFunctionPause: "FunctionPause", APIFunctionResume: "FunctionResume",
+	APIFunctionDelete: "FunctionDelete",
 }
 
 // String is the API's name, for logs and metrics.

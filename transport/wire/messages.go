@@ -804,7 +804,10 @@ func NewRequest(a API) Message {
 	case APIClusterInfo:
 		return new(ClusterInfoRequest)
 	}
-	return nil
+	if m := newReplicaRequest(a); m != nil {
+		return m
+	}
+	return newFunctionRequest(a)
 }
 
 // NewResponse returns an empty response message for an API key (the
@@ -846,5 +849,8 @@ func NewResponse(a API) Message {
 	case APIError:
 		return new(ErrorFrame)
 	}
-	return nil
+	if m := newReplicaResponse(a); m != nil {
+		return m
+	}
+	return newFunctionResponse(a)
 }

@@ -21,7 +21,7 @@ func samples() []Message {
 			HighWatermark: 3, EndOffset: 4, SizeBytes: 5, RecordsIn: 6, BytesIn: 7, RecordsOut: 8, BytesOut: 9}}}
 	fp := FetchedPartition{Topic: "t", Partition: 2, Err: Err{Code: 1, Message: "x"}, HighWatermark: 9, LogStartOffset: 1, Batches: []byte{1, 2, 3}}
 	nodes := []Node{{NodeID: 1, Addrs: map[string]string{"quic": "127.0.0.1:7070"}}}
-	return []Message{
+	return append(append(functionSamples(), replicaSamples()...), []Message{
 		&ProduceRequest{Corr: 7, Acks: -1, TimeoutMs: 1000, Topic: "t", Partition: 3, Batches: []byte("batch")},
 		&ProduceResponse{Corr: 7, Err: Err{Code: 45, Message: "oops"}, BaseOffset: 1, LastOffset: 2, LogAppendTime: -1, LogStartOffset: 0, Duplicate: true},
 		&InitProducerIDRequest{},
@@ -64,7 +64,7 @@ func samples() []Message {
 		&GroupOffsetsRequest{Group: "g", Topics: []string{"t"}},
 		&GroupOffsetsResponse{Offsets: []GroupOffsetLag{{Topic: "t", Committed: -1, HighWatermark: 3, Lag: 3}}},
 		&ErrorFrame{Err: Err{Code: 42, Message: "bad"}, StreamCode: StreamCodeMalformed},
-	}
+	}...)
 }
 
 func isRequest(m Message) bool {

@@ -10,7 +10,7 @@
 // A record that is not a JSON object, or lacks the field, is dropped.
 //
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o filter.wasm .
-//	wisp fn deploy filter.wasm --name only-eu --input events --output eu-events \
+//	wisp fn deploy only-eu --module filter.wasm --input events --output eu-events \
 //	    --env FIELD=user.country --env MATCH=EU
 package main
 
