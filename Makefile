@@ -8,8 +8,9 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 RACE        ?= -race
 TESTFLAGS   ?= -timeout 25m
 FUZZTIME    ?= 10s
+COMPOSE     ?= $(shell docker compose version >/dev/null 2>&1 && echo 'docker compose' || echo docker-compose)
 
-.PHONY: all build run test test-deps check fuzz bench bench-full clean wasm examples
+.PHONY: all build run test test-deps check fuzz bench bench-full clean wasm examples docker cluster-up cluster-down
 
 all: build
 
@@ -18,6 +19,17 @@ build:
 
 run: build
 	./bin/wisp serve
+
+# A FROM scratch image around the static binary (no base image to pull).
+docker: build
+	docker build -t wisp:latest -f deploy/Dockerfile bin
+
+# Three nodes in containers (deploy/docker-compose.yml).
+cluster-up: docker
+	$(COMPOSE) -f deploy/docker-compose.yml up -d
+
+cluster-down:
+	$(COMPOSE) -f deploy/docker-compose.yml down -v
 
 test-deps:
 	./scripts/test-deps.sh

@@ -293,7 +293,7 @@ func (c *Client) clusterInfo(ctx context.Context) (ClusterInfo, error) {
 	if err := checkErr(resp.Err); err != nil {
 		return ClusterInfo{}, err
 	}
-	return ClusterInfo{NodeID: resp.NodeID, Version: resp.Version, Nodes: nodesOf(resp.Nodes)}, nil
+	return ClusterInfo{NodeID: resp.NodeID, Version: resp.Version, Nodes: nodesOf(resp.Nodes), Status: resp.Status}, nil
 }
 
 func (c *Client) ping(ctx context.Context) (time.Duration, error) {

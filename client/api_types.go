@@ -47,6 +47,9 @@ type ClusterInfo struct {
 	Version string
 	// Nodes lists every known node with its listener addresses.
 	Nodes []NodeInfo
+	// Status is the cluster metadata's view as JSON (see the cluster
+	// package's Status); nil on a single node.
+	Status []byte
 }
 
 // NodeInfo is one node and its listeners.

@@ -1,16 +1,11 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net/http"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,137 +14,22 @@ import (
 
 // A real 3-node cluster (separate `wisp serve` processes on loopback): an
 // idempotent acks=all producer runs throughout while the leader of a
-// partition is killed with SIGKILL and restarted, twice; then every
+// partition is killed with SIGKILL and restarted, twice, then another is
+// frozen with SIGSTOP and resumed; then every
 // acknowledged record must be in the log exactly once, at the offset it
 // was acknowledged with, and each partition in production order.
 
-// cnode is one `wisp serve` process of a test cluster. (Started here
-// rather than with testnode.Start, which waits for each node to be ready
-// before starting the next, while cluster nodes become ready together.)
-type cnode struct {
-	id                    int32
-	dir, quic, kafka, web string
-	args                  []string
-	log                   *syncBuf
-	cmd                   *exec.Cmd
-	done                  chan struct{}
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (n *cnode) launch(t *testing.T) {
-	t.Helper()
-	args := append([]string{"serve", "--data", n.dir, "--quic", n.quic, "--kafka", n.kafka, "--http", n.web}, n.args...)
-	n.log = &syncBuf{}
-	n.cmd = exec.Command(testnode.Binary(t), args...)
-	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
-	if err := n.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	n.done = make(chan struct{})
-	go func() { _ = n.cmd.Wait(); close(n.done) }()
-}
-
-func (n *cnode) waitReady(t *testing.T) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case <-n.done:
-			t.Fatalf("node %d exited during start\n%s", n.id, n.log)
-		default:
-		}
-		resp, err := http.Get("http://" + n.web + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node %d not ready after 30s\n%s", n.id, n.log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (n *cnode) kill() {
-	select {
-	case <-n.done:
-		return
-	default:
-	}
-	_ = n.cmd.Process.Signal(syscall.SIGKILL)
-	<-n.done
-}
-
-func (n *cnode) stop() {
-	select {
-	case <-n.done:
-		return
-	default:
-	}
-	_ = n.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-n.done:
-	case <-time.After(20 * time.Second):
-		n.kill()
-	}
-}
-
-type cluster struct {
-	nodes []*cnode // index i is node id i+1
-}
+type cluster struct{ *testnode.Cluster }
 
 func startCluster(t *testing.T, n int) *cluster {
 	t.Helper()
-	gossip := make([]string, n)
-	for i := range gossip {
-		gossip[i] = testnode.FreeTCP(t)
-	}
-	cl := &cluster{}
-	for i := range n {
-		nd := &cnode{id: int32(i + 1), dir: t.TempDir(), quic: testnode.FreeUDP(t), kafka: testnode.FreeTCP(t),
-			web: testnode.FreeTCP(t), args: []string{"--node-id", strconv.Itoa(i + 1), "--gossip", gossip[i],
-				"--join", strings.Join(gossip, ","), "--bootstrap-expect", strconv.Itoa(n),
-				"--topic-default", "flush=os"}}
-		nd.launch(t)
-		t.Cleanup(nd.stop)
-		cl.nodes = append(cl.nodes, nd)
-	}
-	for _, nd := range cl.nodes {
-		nd.waitReady(t)
-	}
-	return cl
-}
-
-func (cl *cluster) seeds() string {
-	var out []string
-	for _, n := range cl.nodes {
-		out = append(out, n.quic)
-	}
-	return strings.Join(out, ",")
+	return &cluster{testnode.StartCluster(t, n, "--topic-default", "flush=os")}
 }
 
 func (cl *cluster) logs() string {
 	var sb strings.Builder
-	for _, n := range cl.nodes {
-		fmt.Fprintf(&sb, "---- node %d ----\n%s\n", n.id, n.log)
+	for i, n := range cl.Nodes {
+		fmt.Fprintf(&sb, "---- node %d ----\n%s\n", i+1, n.Logs())
 	}
 	return sb.String()
 }
@@ -189,7 +69,7 @@ func TestClusterFailoverKeepsAcknowledgedRecords(t *testing.T) {
 	const topic, parts = "failover", 3
 	cl := startCluster(t, 3)
 	ctx := testCtx(t, 4*time.Minute)
-	c, err := New(ctx, Servers(cl.seeds()), Logger(quietLogger()), RetryBackoff(50*time.Millisecond),
+	c, err := New(ctx, Servers(cl.Servers()), Logger(quietLogger()), RetryBackoff(50*time.Millisecond),
 		RequestTimeout(10*time.Second), DeliveryTimeout(3*time.Minute), Linger(2*time.Millisecond),
 		RecordPartitioner(RoundRobinPartitioner()))
 	if err != nil {
@@ -209,7 +89,7 @@ func TestClusterFailoverKeepsAcknowledgedRecords(t *testing.T) {
 
 	// A group member consumes throughout, on its own client: its fetch
 	// sessions follow the leaders, its group requests the coordinator.
-	cc, err := New(ctx, Servers(cl.seeds()), Logger(quietLogger()), RetryBackoff(50*time.Millisecond),
+	cc, err := New(ctx, Servers(cl.Servers()), Logger(quietLogger()), RetryBackoff(50*time.Millisecond),
 		RequestTimeout(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -311,20 +191,34 @@ func TestClusterFailoverKeepsAcknowledgedRecords(t *testing.T) {
 	checkFor(t, 60*time.Second, "the live consumer assigned every partition", func() bool {
 		return len(live.Assignment()[topic]) == parts
 	})
-	for round, p := range []int32{0, 1} {
+	// Kill -9 the leader of partition 0, then of partition 1 (restarting
+	// each), then freeze the leader of partition 2 with SIGSTOP: a node
+	// that keeps its sockets but answers nothing, not even QUIC
+	// keep-alives, until it is resumed (and finds itself deposed).
+	for round, p := range []int32{0, 1, 2} {
 		leaders := cl.healthy(t, c, topic, parts, 3)
-		victim := cl.nodes[leaders[p]-1]
-		t.Logf("round %d: killing node %d, leader of partition %d (leaders %v); %d acked so far",
-			round, leaders[p], p, leaders, count())
-		killed := time.Now()
-		victim.kill()
-		partProgress(p, fmt.Sprintf("partition %d acknowledging with node %d dead", p, leaders[p]))
-		t.Logf("round %d: partition %d acknowledging again %v after the kill", round, p,
-			time.Since(killed).Round(time.Millisecond))
-		victim.launch(t)
-		victim.waitReady(t)
+		victim := cl.Node(leaders[p])
+		how := "killing"
+		if p == 2 {
+			how = "pausing"
+		}
+		t.Logf("round %d: %s node %d, leader of partition %d (leaders %v); %d acked so far",
+			round, how, leaders[p], p, leaders, count())
+		hit := time.Now()
+		if p == 2 {
+			victim.Pause(t)
+		} else {
+			victim.Kill(t)
+		}
+		partProgress(p, fmt.Sprintf("partition %d acknowledging with node %d gone", p, leaders[p]))
+		t.Logf("round %d: partition %d acknowledging again %v after", round, p, time.Since(hit).Round(time.Millisecond))
+		if p == 2 {
+			victim.Resume(t)
+		} else {
+			victim.Restart(t)
+		}
 		cl.healthy(t, c, topic, parts, 3)
-		progress(fmt.Sprintf("records acknowledged after node %d restarted", leaders[p]))
+		progress(fmt.Sprintf("records acknowledged after node %d came back", leaders[p]))
 	}
 	close(stop)
 	wg.Wait()

@@ -39,7 +39,7 @@ func TestIdempotentRetriesAcrossConnectionDrops(t *testing.T) {
 	}()
 	drops := 0
 	for drops < 5 {
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 		c.prod.mu.Lock()
 		inflight := 0
 		var conn *quic.Conn

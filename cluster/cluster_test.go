@@ -224,6 +224,13 @@ func TestClusterThreeNodes(t *testing.T) {
 		return len(ns) == 3 && ns[2].QUIC == n3.quic && ns[2].Kafka == "127.0.0.1:9093" && ns[2].Alive
 	})
 
+	if ni, ok := follower.node.Node(3); !ok || ni.QUIC != n3.quic {
+		t.Fatalf("Node(3) = %+v %v", ni, ok)
+	}
+	if _, ok := follower.node.Node(42); ok {
+		t.Fatal("Node(42) found")
+	}
+
 	// CreateTopic on a follower returns once it is applied there.
 	if err := follower.node.CreateTopic(ctx(t), bus.TopicSpec{Name: "orders", Partitions: 3, ReplicationFactor: 3}); err != nil {
 		t.Fatal(err)
@@ -565,15 +572,20 @@ func TestClusterCrashFailover(t *testing.T) {
 	if _, in := raftServers(t, rest[0].node)[victim.id]; !in {
 		t.Fatal("a crashed (not departed) node was removed from the raft group")
 	}
-	st := rest[0].node.Status()
-	if st.UnderReplicatedPartitions != 3 || st.OfflinePartitions != 0 {
-		t.Fatalf("status %+v", st)
-	}
-	for _, ns := range st.Nodes {
-		if ns.ID == victim.id && (ns.Alive || ns.Gossip != "dead" || ns.Raft != "voter") {
-			t.Fatalf("crashed node status %+v", ns)
+	// Every node's gossip declares the victim dead in its own time.
+	var st Status
+	waitFor(t, 15*time.Second, "status showing the crash", func() bool {
+		st = rest[0].node.Status()
+		if st.UnderReplicatedPartitions != 3 || st.OfflinePartitions != 0 {
+			return false
 		}
-	}
+		for _, ns := range st.Nodes {
+			if ns.ID == victim.id {
+				return !ns.Alive && ns.Gossip == "dead" && ns.Raft == "voter" && ns.Registered
+			}
+		}
+		return false
+	})
 	// Writes still work with two of three voters.
 	if err := rest[1].node.CreateTopic(ctx(t), bus.TopicSpec{Name: "u", ReplicationFactor: 2}); err != nil {
 		t.Fatal(err)

@@ -778,6 +778,17 @@ func (n *Node) Nodes() []bus.NodeInfo {
 	return out
 }
 
+// Node returns one node as Nodes does (ok false if it is not registered
+// and is not this node); its QUIC field is what replication dials.
+func (n *Node) Node(id int32) (bus.NodeInfo, bool) {
+	for _, ni := range n.Nodes() {
+		if ni.ID == id {
+			return ni, true
+		}
+	}
+	return bus.NodeInfo{}, false
+}
+
 // ControllerID implements bus.Cluster: the Raft leader's id, -1 if none is
 // known.
 func (n *Node) ControllerID() int32 {

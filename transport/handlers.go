@@ -48,7 +48,11 @@ func (cs *connState) dispatch(req wire.Message) (wire.Message, error) {
 	case *wire.MetadataRequest:
 		return cs.metadata(r)
 	case *wire.ClusterInfoRequest:
-		return &wire.ClusterInfoResponse{NodeID: b.NodeID(), Version: cs.s.cfg.Version, Nodes: cs.s.nodes()}, nil
+		resp := &wire.ClusterInfoResponse{NodeID: b.NodeID(), Version: cs.s.cfg.Version, Nodes: cs.s.nodes()}
+		if f := cs.s.clusterStatus.Load(); f != nil {
+			resp.Status = (*f)()
+		}
+		return resp, nil
 	case *wire.CreateTopicRequest:
 		info, err := b.CreateTopic(ctx, bus.TopicSpec{Name: r.Name, Partitions: r.Partitions,
 			ReplicationFactor: r.ReplicationFactor, Configs: r.Configs})
@@ -164,6 +168,12 @@ func (s *Server) nodes() []wire.Node {
 	out := []wire.Node{{NodeID: s.b.NodeID(), Addrs: addrs}}
 	for _, n := range s.b.Nodes() {
 		if n.ID == s.b.NodeID() {
+			// The cluster knows the addresses this node advertises.
+			for k, v := range map[string]string{"quic": n.QUIC, "kafka": n.Kafka, "http": n.HTTP} {
+				if v != "" {
+					addrs[k] = v
+				}
+			}
 			continue
 		}
 		a := map[string]string{}

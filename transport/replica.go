@@ -10,6 +10,10 @@ import (
 	"github.com/wispbus/wisp/transport/wire"
 )
 
+// SetClusterStatus makes ClusterInfo answers carry status() (the cluster
+// metadata's view as JSON).
+func (s *Server) SetClusterStatus(status func() []byte) { s.clusterStatus.Store(&status) }
+
 // maxReplicaWait bounds a follower's long poll at the leader.
 const maxReplicaWait = 5 * time.Second
 

@@ -30,6 +30,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -60,6 +61,8 @@ type Server struct {
 	alpn   map[string]ALPNHandler // extra protocols, see alpn.go
 
 	wg sync.WaitGroup // the accept loop and the connections
+
+	clusterStatus atomic.Pointer[func() []byte] // SetClusterStatus
 }
 
 // NewServer validates cfg and prepares a server for b: it loads (or

@@ -66,11 +66,12 @@ nats bench or kafka-producer-perf-test.
            wisp-bench, which the SDK's Filter, Map and Route keep)
 
 Each producer and consumer is a client with a connection of its own. The
-topic (default wisp-bench) is created with -p partitions and -c configs
-(e.g. -c flush=os; the default flush=always fsyncs each batch) when it does not
-exist. Latency percentiles come from an HDR histogram (3 significant
-digits). Results go to stdout as a table, --json or --csv; progress goes to
-stderr: a bar on a terminal, a line every --progress-interval otherwise.`
+topic (default wisp-bench) is created with -p partitions, -r replicas and
+-c configs (e.g. -c flush=os; the default flush=always fsyncs each batch)
+when it does not exist. Latency percentiles come from an HDR histogram (3
+significant digits). Results go to stdout as a table, --json or --csv;
+progress goes to stderr: a bar on a terminal, a line every
+--progress-interval otherwise.`
 	return cmd
 }
 
@@ -95,6 +96,7 @@ func newBenchSubCmd(mode, short, example string) *cobra.Command {
 		f.StringP("topic", "t", defaultBenchTopic, "topic to use; created when missing")
 	}
 	f.Int32P("partitions", "p", 1, "partitions of the topic when it is created")
+	f.Int16P("replicas", "r", 0, "replication factor of the topic when it is created (default: the cluster's)")
 	f.StringArrayP("config", "c", nil, "topic config key=value when it is created, e.g. -c flush=os; repeatable")
 	f.IntP("size", "s", loadgen.DefaultRecordSize, "record value size in bytes")
 	f.Int64P("count", "n", 0, countHelp(mode))
@@ -157,6 +159,7 @@ const (
 // benchSettings are the flags a run used, printed with its result.
 type benchSettings struct {
 	Partitions   int32             `json:"partitions"`
+	Replicas     int16             `json:"replicas,omitempty"`
 	TopicConfigs map[string]string `json:"topic_configs,omitempty"`
 	Producers    int               `json:"producers,omitempty"`
 	Consumers    int               `json:"consumers,omitempty"`
@@ -184,6 +187,7 @@ func parseBench(cmd *cobra.Command, mode string, o clientOpts) (loadgen.Config, 
 		}
 	}
 	cfg.Partitions, _ = f.GetInt32("partitions")
+	cfg.Replicas, _ = f.GetInt16("replicas")
 	cfg.RecordSize, _ = f.GetInt("size")
 	cfg.Count, _ = f.GetInt64("count")
 	cfg.Duration, _ = f.GetDuration("duration")
@@ -203,6 +207,8 @@ func parseBench(cmd *cobra.Command, mode string, o clientOpts) (loadgen.Config, 
 		return cfg, st, out, usageError(cmd, "--topic is empty")
 	case cfg.Partitions < 1:
 		return cfg, st, out, usageError(cmd, "--partitions must be at least 1")
+	case cfg.Replicas < 0:
+		return cfg, st, out, usageError(cmd, "--replicas must not be negative")
 	case cfg.RecordSize < 0:
 		return cfg, st, out, usageError(cmd, "--size must not be negative")
 	case mode == "e2e" && cfg.RecordSize < loadgen.MinE2ERecordSize:
@@ -231,7 +237,8 @@ func parseBench(cmd *cobra.Command, mode string, o clientOpts) (loadgen.Config, 
 			cfg.TopicConfigs[kv[0]] = kv[1]
 		}
 	}
-	st.Partitions, st.Count, st.DurationSec, st.TopicConfigs = cfg.Partitions, cfg.Count, cfg.Duration.Seconds(), cfg.TopicConfigs
+	st.Partitions, st.Replicas, st.TopicConfigs = cfg.Partitions, cfg.Replicas, cfg.TopicConfigs
+	st.Count, st.DurationSec = cfg.Count, cfg.Duration.Seconds()
 	if f.Lookup("producers") != nil {
 		cfg.Producers, _ = f.GetInt("producers")
 		cfg.Rate, _ = f.GetFloat64("rate")

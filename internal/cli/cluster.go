@@ -2,6 +2,7 @@ package cli
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wispbus/wisp/client"
+	"github.com/wispbus/wisp/cluster"
 )
 
 func init() { extraCommands = append(extraCommands, newClusterCmd) }
@@ -27,6 +29,8 @@ type clusterJSON struct {
 	Nodes       []nodeJSON `json:"nodes"`
 	Topics      int        `json:"topics"`
 	Partitions  int        `json:"partitions"`
+	// Cluster is the metadata's view (cluster nodes only).
+	Cluster *cluster.Status `json:"cluster,omitempty"`
 }
 
 type nodeJSON struct {
@@ -68,6 +72,12 @@ func newClusterStatusCmd() *cobra.Command {
 			for _, t := range topics {
 				out.Partitions += len(t.Partitions)
 			}
+			if len(info.Status) > 0 {
+				var st cluster.Status
+				if err := json.Unmarshal(info.Status, &st); err == nil {
+					out.Cluster = &st
+				}
+			}
 			nodes := slices.Clone(info.Nodes)
 			slices.SortFunc(nodes, func(a, b client.NodeInfo) int { return cmp.Compare(a.NodeID, b.NodeID) })
 			for _, n := range nodes {
@@ -87,8 +97,29 @@ func newClusterStatusCmd() *cobra.Command {
 			fmt.Fprintf(tw, "CONNECTED\tnode %d via %s (rtt %v)\n", out.NodeID, out.ConnectedTo, rtt.Round(10*time.Microsecond))
 			fmt.Fprintf(tw, "TOPICS\t%d\n", out.Topics)
 			fmt.Fprintf(tw, "PARTITIONS\t%d\n", out.Partitions)
+			if st := out.Cluster; st != nil {
+				fmt.Fprintf(tw, "CONTROLLER\t%s\n", nodeOrNone(st.ControllerID))
+				fmt.Fprintf(tw, "RAFT\t%s, term %d, commit %d, applied %d\n", st.RaftState, st.Term, st.CommitIndex, st.AppliedIndex)
+				fmt.Fprintf(tw, "OFFLINE\t%d partitions without a leader\n", st.OfflinePartitions)
+				fmt.Fprintf(tw, "UNDER-REPLICATED\t%d partitions with a short ISR\n", st.UnderReplicatedPartitions)
+			}
 			if err := tw.Flush(); err != nil {
 				return err
+			}
+			if st := out.Cluster; st != nil {
+				fmt.Fprintln(w)
+				fmt.Fprint(tw, "NODE\tGOSSIP\tRAFT\tRACK\tQUIC\tKAFKA\tHTTP\n")
+				for _, n := range st.Nodes {
+					id := fmt.Sprint(n.ID)
+					if n.Controller {
+						id += " (controller)"
+					}
+					if n.ID == out.NodeID {
+						id += "*"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, dash(n.Gossip), dash(n.Raft), dash(n.Rack), dash(n.QUIC), dash(n.Kafka), dash(n.HTTP))
+				}
+				return tw.Flush()
 			}
 			// One column per listener name any node has, quic first.
 			names := map[string]bool{}
@@ -120,6 +151,13 @@ func newClusterStatusCmd() *cobra.Command {
 			return tw.Flush()
 		},
 	}
+}
+
+func nodeOrNone(id int32) string {
+	if id < 0 {
+		return "none"
+	}
+	return fmt.Sprintf("node %d", id)
 }
 
 func listenerRank(name string) int {

@@ -51,6 +51,9 @@ type Config struct {
 	Topic string
 	// Partitions of a topic the run creates, overriding the default of 1.
 	Partitions int32
+	// Replicas is the replication factor of a topic the run creates,
+	// overriding the default of the cluster's default.
+	Replicas int16
 	// TopicConfigs are the config overrides of a topic the run creates,
 	// e.g. {"flush": "os"}.
 	TopicConfigs map[string]string
@@ -333,7 +336,8 @@ func ensureTopic(ctx context.Context, c *client.Client, cfg *Config, topic strin
 	if err == nil {
 		return ti.Partitions, nil
 	}
-	ti, cerr := c.CreateTopic(ctx, client.TopicSpec{Name: topic, Partitions: cfg.Partitions, Configs: cfg.TopicConfigs})
+	ti, cerr := c.CreateTopic(ctx, client.TopicSpec{Name: topic, Partitions: cfg.Partitions,
+		ReplicationFactor: cfg.Replicas, Configs: cfg.TopicConfigs})
 	if cerr != nil {
 		// Created meanwhile by someone else: describe again.
 		if ti, err = c.DescribeTopic(ctx, topic); err == nil {

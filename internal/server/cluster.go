@@ -38,7 +38,11 @@ func startCluster(cfg Config, srv *transport.Server, b *bus.Broker, logger *slog
 	ccfg.NodeID = cfg.NodeID
 	ccfg.DataDir = cfg.DataDir
 	ccfg.GossipBind = cfg.GossipAddr
-	ccfg.GossipAdvertise = advertised(cfg.GossipAddr, cfg.Advertise)
+	gadv, err := resolveIP(advertised(cfg.GossipAddr, cfg.Advertise))
+	if err != nil {
+		return nil, fmt.Errorf("--advertise: %w", err)
+	}
+	ccfg.GossipAdvertise = gadv
 	ccfg.Join = cfg.Join
 	ccfg.Rack = cfg.Rack
 	ccfg.BootstrapExpect = max(1, cfg.BootstrapExpect)
@@ -58,6 +62,19 @@ func startCluster(cfg Config, srv *transport.Server, b *bus.Broker, logger *slog
 		ccfg.GossipKey = key
 	}
 	return cluster.Start(ccfg, srv, b)
+}
+
+// resolveIP turns host:port into ip:port (gossip advertises an IP).
+func resolveIP(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || net.ParseIP(host) != nil {
+		return addr, nil
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil || len(ips) == 0 {
+		return "", fmt.Errorf("resolve %s: %v", host, err)
+	}
+	return net.JoinHostPort(ips[0].String(), port), nil
 }
 
 // resolver finds a node's QUIC address in the cluster metadata.

@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -175,6 +176,10 @@ func Start(cfg Config) (*Node, error) {
 	if n.Cluster != nil {
 		n.peers = transport.NewPeers(n.QUIC, resolver(n.Cluster))
 		b.SetCluster(n.Cluster, n.peers)
+		n.QUIC.SetClusterStatus(func() []byte {
+			raw, _ := json.Marshal(n.Cluster.Status())
+			return raw
+		})
 	}
 
 	if cfg.KafkaAddr != "" {

@@ -433,6 +433,10 @@ type ClusterInfoResponse struct {
 	NodeID  int32
 	Version string
 	Nodes   []Node
+	// Status is the cluster metadata's view as JSON (controller, Raft
+	// state, each node's gossip and Raft role, offline and
+	// under-replicated partitions); empty on a single node.
+	Status []byte
 }
 
 func (*ClusterInfoResponse) API() API { return APIClusterInfo }
@@ -441,6 +445,7 @@ func (m *ClusterInfoResponse) Codec(c *Coder) {
 	c.i32(&m.NodeID)
 	c.str(&m.Version)
 	array(c, &m.Nodes, 8, (*Node).codec)
+	c.bytes(&m.Status)
 }
 
 // ---- groups ----

@@ -41,7 +41,7 @@ func samples() []Message {
 		&AddPartitionsRequest{Name: "t", Total: 9},
 		&SimpleResponse{Key: APIHeartbeat, Err: Err{Code: 27, Message: "rebalance"}},
 		&ClusterInfoRequest{},
-		&ClusterInfoResponse{NodeID: 1, Version: "v1", Nodes: nodes},
+		&ClusterInfoResponse{NodeID: 1, Version: "v1", Nodes: nodes, Status: []byte(`{"ControllerID":1}`)},
 		&JoinGroupRequest{Group: "g", MemberID: "m", InstanceID: "i", ClientID: "c", ProtocolType: "consumer",
 			Protocols: []GroupProtocol{{Name: "range", Metadata: []byte{0, 1}}, {Name: "sticky"}}, SessionTimeoutMs: 10000,
 			RebalanceTimeoutMs: 60000, RequireKnownMemberID: true},
