@@ -39,10 +39,13 @@ func (w *hclogWriter) Write(p []byte) (int, error) {
 		case "error":
 			level = slog.LevelError
 		}
+		msg, _ := rec["@message"].(string)
+		if level == slog.LevelError && connEnded(msg, rec["error"]) {
+			level = slog.LevelDebug
+		}
 		if !w.log.Enabled(context.Background(), level) {
 			continue
 		}
-		msg, _ := rec["@message"].(string)
 		attrs := []any{"component", "raft"}
 		for k, v := range rec {
 			if !strings.HasPrefix(k, "@") {
@@ -52,4 +55,18 @@ func (w *hclogWriter) Write(p []byte) (int, error) {
 		w.log.Log(context.Background(), level, msg, attrs...)
 	}
 	return len(p), nil
+}
+
+// connEnded tells raft's transport errors that only say a peer closed its
+// stream or connection (a node restarting or leaving; raft reconnects),
+// which raft logs as errors, from real ones.
+func connEnded(msg string, errField any) bool {
+	e, _ := errField.(string)
+	switch msg {
+	case "failed to decode incoming command", "failed to flush response":
+	default:
+		return false
+	}
+	return strings.Contains(e, "Application error") || strings.Contains(e, "canceled by remote") ||
+		strings.Contains(e, "EOF") || strings.Contains(e, "closed")
 }

@@ -176,7 +176,7 @@ func TestClusterFailover(t *testing.T) {
 	// acknowledged anything alone, and it follows the new leader.
 	leader = ps[1].Leader
 	c.Node(leader).Pause(t)
-	ps = waitPartitions(t, c.Node(leader%3+1), "orders", "a leader replacing the paused one", func(ps []partitionState) bool {
+	waitPartitions(t, c.Node(leader%3+1), "orders", "a leader replacing the paused one", func(ps []partitionState) bool {
 		return ps[1].Leader != leader && ps[1].Leader > 0
 	})
 	progress("pausing a leader")
