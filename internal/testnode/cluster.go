@@ -2,6 +2,7 @@ package testnode
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,7 +23,7 @@ func StartCluster(t testing.TB, n int, extra ...string) *Cluster {
 	c := &Cluster{}
 	gossip := make([]string, n)
 	for i := range gossip {
-		gossip[i] = FreeTCP(t)
+		gossip[i] = FreeGossip(t)
 	}
 	for i := 0; i < n; i++ {
 		var join []string
@@ -83,4 +84,40 @@ func (n *Node) Resume(t testing.TB) {
 	if err := n.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Join starts one more node, with the next id, that joins the cluster
+// through the gossip address of node via only (any member will do), with
+// extra args, and waits until it is ready. It is stopped when the test ends.
+func (c *Cluster) Join(t testing.TB, via int32, extra ...string) *Node {
+	t.Helper()
+	id := len(c.Nodes) + 1
+	args := append([]string{"--node-id", fmt.Sprint(id), "--gossip", FreeGossip(t), "--join", c.Node(via).Gossip}, extra...)
+	node := &Node{Dir: t.TempDir(), QUIC: FreeUDP(t), Kafka: FreeTCP(t), HTTP: FreeTCP(t), Args: args}
+	node.Gossip = args[3]
+	c.Nodes = append(c.Nodes, node)
+	node.start(t)
+	t.Cleanup(func() { node.Stop(t) })
+	return node
+}
+
+// FreeGossip returns a loopback address whose port is free for both TCP
+// and UDP, as memberlist listens on both.
+func FreeGossip(t testing.TB) string {
+	t.Helper()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err == nil {
+			u.Close()
+			return addr
+		}
+	}
+	t.Fatal("no loopback port free for both TCP and UDP")
+	return ""
 }
