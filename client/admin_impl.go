@@ -92,10 +92,54 @@ func (c *Client) describeTopic(ctx context.Context, name string) (TopicInfo, err
 			if err := checkErr(t.Err); err != nil {
 				return TopicInfo{}, err
 			}
-			return topicInfo(t), nil
+			info := topicInfo(t)
+			if replicated(info) {
+				c.leaderOffsets(ctx, &info)
+			}
+			return info, nil
 		}
 	}
 	return TopicInfo{}, &BrokerError{Err: kerr.UnknownTopicOrPartition, Message: name}
+}
+
+// replicated reports whether info's partitions live on more than one node.
+func replicated(info TopicInfo) bool {
+	for _, p := range info.Partitions {
+		if len(p.Replicas) > 1 || p.Leader != info.Partitions[0].Leader {
+			return true
+		}
+	}
+	return false
+}
+
+// leaderOffsets replaces the log start offsets and high watermarks of
+// info, which are those of the node that answered the metadata request
+// (a follower's lag behind, a node without a replica has none), with
+// their leaders' (ListOffsets earliest and latest go to each leader).
+// Partitions whose leader does not answer keep what they had.
+func (c *Client) leaderOffsets(ctx context.Context, info *TopicInfo) {
+	at := map[int32]int{}
+	for i, p := range info.Partitions {
+		at[p.Partition] = i
+	}
+	for _, ts := range []int64{-2, -1} {
+		resp, err := c.listOffsetsRaw(ctx, []wire.ListOffsetsPartition{{Topic: info.Name, Partition: -1, Timestamp: ts}})
+		if err != nil {
+			return
+		}
+		for _, o := range resp {
+			i, ok := at[o.Partition]
+			if o.Err.Code != 0 || !ok {
+				continue
+			}
+			p := &info.Partitions[i]
+			if ts == -2 {
+				p.LogStartOffset = o.Offset
+			} else {
+				p.HighWatermark = o.Offset
+			}
+		}
+	}
 }
 
 func topicInfo(t wire.TopicMeta) TopicInfo {
