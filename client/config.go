@@ -57,9 +57,13 @@ func ParseCodec(s string) (Codec, error) {
 
 // Defaults of the options.
 const (
-	DefaultServer          = "127.0.0.1:7070"
-	DefaultClientID        = "wisp-go"
-	DefaultDialTimeout     = 10 * time.Second
+	DefaultServer   = "127.0.0.1:7070"
+	DefaultClientID = "wisp-go"
+	// DefaultDialTimeout is short because a QUIC dial to a dead node
+	// gets no connection refused (unlike TCP's RST): it waits out the
+	// whole timeout before the client refreshes metadata and moves on to
+	// the new leader, which a cluster elects in about two seconds.
+	DefaultDialTimeout     = 3 * time.Second
 	DefaultRequestTimeout  = 30 * time.Second
 	DefaultLinger          = 5 * time.Millisecond
 	DefaultBatchMaxBytes   = 1 << 20
@@ -202,7 +206,7 @@ func InsecureSkipVerify() Opt { return optFunc(func(c *cfg) { c.insecure = true 
 func KnownHosts(path string) Opt { return optFunc(func(c *cfg) { c.knownHosts = path }) }
 
 // DialTimeout bounds connecting (QUIC and TLS handshakes), overriding the
-// default of 10s.
+// default of 3s.
 func DialTimeout(d time.Duration) Opt { return optFunc(func(c *cfg) { c.dialTimeout = d }) }
 
 // RequestTimeout bounds one request/response exchange when the caller's

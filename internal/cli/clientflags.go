@@ -89,7 +89,10 @@ func (o clientOpts) connect(ctx context.Context, extra ...client.Opt) (*client.C
 	opts := []client.Opt{
 		client.Servers(o.servers...),
 		client.ClientID(cliClientID),
-		client.DialTimeout(o.timeout),
+		// A dial to a dead node waits out its whole timeout (QUIC has
+		// no connection refused); the client's short default leaves
+		// room in one --timeout to move on to a new leader.
+		client.DialTimeout(min(o.timeout, client.DefaultDialTimeout)),
 		client.RequestTimeout(o.timeout),
 	}
 	if kh := client.DefaultKnownHostsPath(); kh != "" {
