@@ -1,10 +1,13 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+
+	"github.com/wispbus/wisp/bus"
 )
 
 // DefaultMaxBodyBytes is the default limit on a request body (8 MiB). An
@@ -21,6 +24,13 @@ type Config struct {
 	MaxBodyBytes int64
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
+	// Forward, when set, appends batches to a partition this node does
+	// not lead, on its leader, with acks=all. In a cluster the server
+	// wires it to the peer links, so that an HTTP client may post to any
+	// node (unlike Kafka and native clients, an HTTP client cannot follow
+	// a leader by itself). Nil: such records fail with the retriable
+	// NOT_LEADER_OR_FOLLOWER error.
+	Forward func(ctx context.Context, topic string, partition int32, batches []byte) (bus.ProduceResult, error)
 }
 
 // DefaultConfig returns the single-node defaults of DESIGN.md.

@@ -259,6 +259,9 @@ func (s *Server) execute(ctx context.Context, p *plan, acks bus.Acks) []delivery
 	}
 	one := func(pp *partPlan) {
 		res, err := s.b.Produce(ctx, p.topic, pp.partition, pp.batches, acks)
+		if errors.Is(err, kerr.NotLeaderForPartition) && s.cfg.Forward != nil {
+			res, err = s.cfg.Forward(ctx, p.topic, pp.partition, pp.batches)
+		}
 		if err != nil {
 			e := toError(err)
 			if errors.Is(err, kerr.UnknownTopicOrPartition) {
