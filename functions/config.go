@@ -25,6 +25,11 @@ type Config struct {
 	// is. Default: every partition (a single node leads everything). It is
 	// asked again every ScanInterval; workers start and stop to follow it.
 	Leads func(topic string, partition int32) bool
+	// Cluster, when set, runs the functions as one member of a cluster:
+	// deployments go through the cluster metadata (ApplyFunction applies
+	// them here), offsets live in the replicated group offsets and outputs
+	// go to their partitions' leaders. Set Leads too. Nil: a single node.
+	Cluster Cluster
 	// ScanInterval is how often running functions look for new input
 	// partitions and changed leadership. Default 5s.
 	ScanInterval time.Duration

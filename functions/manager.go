@@ -28,12 +28,13 @@ import (
 // for workers), then function.mu or Manager.mu (short, never held while
 // waiting). Workers take neither op nor Manager.mu.
 type Manager struct {
-	cfg    Config
-	broker *bus.Broker
-	rt     *wasm.Runtime
-	ownRT  bool
-	store  *store
-	logger *slog.Logger
+	cfg     Config
+	broker  *bus.Broker
+	rt      *wasm.Runtime
+	ownRT   bool
+	store   *store
+	logger  *slog.Logger
+	offsets Offsets // committed input offsets: the broker's, or the cluster's
 
 	// ctx ends when Close gives up waiting for workers to finish writing.
 	ctx    context.Context
@@ -44,7 +45,18 @@ type Manager struct {
 	closed bool
 
 	stopScan chan struct{}
-	wg       sync.WaitGroup // the scanner and failure handlers
+	kick     chan struct{}  // Kick: scan now
+	wg       sync.WaitGroup // the scanner, the applier and failure handlers
+
+	// In a cluster: records committed to the metadata, waiting for the
+	// applier (cluster.go).
+	applyMu   sync.Mutex
+	applySeq  uint64
+	pending   map[string]applyItem
+	enqueued  map[string]uint64 // per function, the seq of the last record queued
+	applied   map[string]uint64 // and of the last one applied
+	applyDone chan struct{}     // closed and replaced when applied grows
+	applyWake chan struct{}
 }
 
 // function is one deployed function.
@@ -78,7 +90,12 @@ func Open(cfg Config, b *bus.Broker) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{cfg: cfg, broker: b, rt: cfg.Runtime, store: st, logger: cfg.Logger,
-		fns: map[string]*function{}, stopScan: make(chan struct{})}
+		fns: map[string]*function{}, stopScan: make(chan struct{}), kick: make(chan struct{}, 1),
+		pending: map[string]applyItem{}, enqueued: map[string]uint64{}, applied: map[string]uint64{},
+		applyDone: make(chan struct{}), applyWake: make(chan struct{}, 1), offsets: brokerOffsets{b}}
+	if cfg.Cluster != nil {
+		m.offsets = cfg.Cluster
+	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	if m.rt == nil {
 		m.rt, err = wasm.NewRuntime(m.ctx, wasm.Config{CacheDir: filepath.Join(cfg.DataDir, "cache"), Logger: cfg.Logger})
@@ -87,10 +104,14 @@ func Open(cfg Config, b *bus.Broker) (*Manager, error) {
 		}
 		m.ownRT = true
 	}
-	deps, err := st.deployments()
-	if err != nil {
-		m.Close()
-		return nil, err
+	var deps []deployment
+	if cfg.Cluster == nil {
+		// In a cluster the metadata is the truth: it hands every
+		// deployment to ApplyFunction, also after a restart.
+		if deps, err = st.deployments(); err != nil {
+			m.Close()
+			return nil, err
+		}
 	}
 	for _, d := range deps {
 		f := m.newFunction(d.Manifest.Name)
@@ -105,9 +126,16 @@ func Open(cfg Config, b *bus.Broker) (*Manager, error) {
 		}
 		f.op.Unlock()
 	}
-	m.wg.Add(1)
+	m.wg.Add(2)
 	go m.scan()
+	go m.applier()
 	return m, nil
+}
+
+func (f *function) isNative() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dep.native != nil
 }
 
 func (m *Manager) newFunction(name string) *function {
@@ -142,6 +170,12 @@ func (m *Manager) Close() error {
 		return m.rt.Close(context.Background())
 	}
 	return nil
+}
+
+func (m *Manager) isClosed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closed
 }
 
 func (m *Manager) lookup(name string) (*function, error) {
@@ -193,6 +227,12 @@ func (m *Manager) deploy(ctx context.Context, man Manifest, module []byte, nativ
 		if _, err := m.broker.EnsureTopic(ctx, t); err != nil {
 			return Info{}, fmt.Errorf("functions: topic %s: %w", t, err)
 		}
+	}
+	if m.cfg.Cluster != nil && native == nil {
+		if m.isClosed() {
+			return Info{}, ErrClosed
+		}
+		return m.deployCluster(ctx, man, module)
 	}
 
 	m.mu.Lock()
@@ -454,7 +494,9 @@ func (m *Manager) failLocked(f *function, err error) {
 	f.mu.Unlock()
 	f.log.printf("function failed: %v", err)
 	m.logger.Warn("function failed", "function", f.name, "err", err)
-	if dep.native == nil {
+	if dep.native == nil && m.cfg.Cluster != nil {
+		m.reportFailed(dep)
+	} else if dep.native == nil {
 		if perr := m.store.putDeployment(dep); perr != nil {
 			m.logger.Error("function state not saved", "function", f.name, "err", perr)
 		}
@@ -476,6 +518,9 @@ func (m *Manager) setState(ctx context.Context, name string, to State) error {
 	f, err := m.lookup(name)
 	if err != nil {
 		return err
+	}
+	if m.cfg.Cluster != nil && !f.isNative() {
+		return m.setStateCluster(ctx, f, to)
 	}
 	f.op.Lock()
 	defer f.op.Unlock()
@@ -519,6 +564,9 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	if m.cfg.Cluster != nil && !f.isNative() {
+		return m.deleteCluster(ctx, name)
+	}
 	f.op.Lock()
 	defer f.op.Unlock()
 	m.stopWorkersLocked(f)
@@ -539,7 +587,7 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 			return err
 		}
 	}
-	if err := m.broker.Groups().DeleteGroups(GroupID(name))[GroupID(name)]; err != nil && !isGroupNotFound(err) {
+	if err := m.offsets.DeleteGroup(ctx, GroupID(name)); err != nil {
 		m.logger.Warn("function offsets not deleted", "function", name, "err", err)
 	}
 	f.log.closeFollowers()
@@ -576,7 +624,7 @@ func (m *Manager) resetOffsets(dep deployment, start string) error {
 	if err != nil {
 		return err
 	}
-	cur, err := m.broker.Groups().FetchOffsets(gid, nil)
+	cur, err := m.fetchOffsets(gid, nil)
 	if err != nil {
 		return err
 	}
@@ -594,7 +642,7 @@ func (m *Manager) resetOffsets(dep deployment, start string) error {
 		st.next, st.end = off, -1
 		commits[tp] = group.OffsetCommit{Offset: off, LeaderEpoch: -1, Metadata: st.metadata()}
 	}
-	return m.broker.Groups().CommitOffsets(gid, "", -1, commits)
+	return m.commitOffsets(gid, commits)
 }
 
 // scan follows new input partitions and leadership changes.
@@ -607,6 +655,7 @@ func (m *Manager) scan() {
 		case <-m.stopScan:
 			return
 		case <-t.C:
+		case <-m.kick:
 		}
 		m.mu.Lock()
 		fns := slices.Collect(maps.Values(m.fns))
@@ -682,7 +731,8 @@ func (m *Manager) detail(f *function, parts bool) Detail {
 	if pool != nil {
 		d.Instances = pool.Stats()
 	}
-	committed, _ := m.broker.Groups().FetchOffsets(d.Group, nil)
+	// Shown without waiting long for a coordinator that is moving.
+	committed, _ := m.fetchOffsetsWithin(d.Group, nil, 3*time.Second)
 	info, err := m.broker.Topic(man.Input)
 	if err != nil {
 		return d

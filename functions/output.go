@@ -274,7 +274,7 @@ func (w *worker) produce(u *unit) error {
 	errs := make([]error, len(u.batches))
 	send := func(i int) {
 		ob := u.batches[i]
-		_, errs[i] = w.m.broker.Produce(w.m.ctx, ob.topic, ob.partition, ob.raw, bus.AcksAll)
+		_, errs[i] = w.m.produce(w.m.ctx, ob.topic, ob.partition, ob.raw)
 	}
 	for bumped := false; ; bumped = true {
 		if len(u.batches) == 1 {

@@ -215,7 +215,8 @@ func (w *worker) run() {
 		case errors.Is(err, errCrash):
 			return // a test's simulated crash: no more commits
 		default:
-			if w.retry(ctx, err, true) {
+			// A leader or coordinator moving is waited out, not counted.
+			if w.retry(ctx, err, !w.m.transientErr(err)) {
 				return // the function failed
 			}
 		}
@@ -254,7 +255,7 @@ func sleep(ctx context.Context, d time.Duration) {
 // manifest's start position with a fresh producer id and commits that, so
 // that a restart before the first unit does not re-resolve "end".
 func (w *worker) load(ctx context.Context) error {
-	got, err := w.m.broker.Groups().FetchOffsets(w.spec.group, []group.TopicPartition{w.tp})
+	got, err := w.m.fetchOffsets(w.spec.group, []group.TopicPartition{w.tp})
 	if err != nil {
 		return err
 	}
@@ -282,7 +283,7 @@ func (w *worker) load(ctx context.Context) error {
 }
 
 func (w *worker) commit(st commitState) error {
-	err := w.m.broker.Groups().CommitOffsets(w.spec.group, "", -1, map[group.TopicPartition]group.OffsetCommit{
+	err := w.m.commitOffsets(w.spec.group, map[group.TopicPartition]group.OffsetCommit{
 		w.tp: {Offset: st.next, LeaderEpoch: -1, Metadata: st.metadata()},
 	})
 	if err != nil {
@@ -340,6 +341,12 @@ func (w *worker) step(ctx context.Context) error {
 			st.pid, st.epoch = pid, 0
 		}
 		st.end = u.end
+		if !w.m.cfg.Leads(w.tp.Topic, w.p) {
+			// Leadership moved: leave the partition to the new leader's
+			// worker rather than race it with a unit of our own (the
+			// scanner stops this worker, or it resumes if it leads again).
+			return fmt.Errorf("%w: %s/%d moved to another node", kerr.NotLeaderForPartition, w.tp.Topic, w.p)
+		}
 		if err := w.commit(st); err != nil { // the intent
 			return err
 		}

@@ -10,6 +10,8 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/wispbus/wisp/bus"
+	"github.com/wispbus/wisp/bus/group"
 	"github.com/wispbus/wisp/functions"
 	"github.com/wispbus/wisp/internal/metrics"
 	"github.com/wispbus/wisp/transport/wire"
@@ -321,4 +323,72 @@ func (cs *connState) followLogs(str *quic.Stream, live <-chan functions.LogLine,
 			return
 		}
 	}
+}
+
+// Calls functions make on other nodes in a cluster: a worker writes its
+// outputs to each output partition's leader and keeps its committed offsets
+// with the group coordinator, wherever those are. They are the ordinary
+// client requests, sent over this node's peer connections.
+
+// peerTimeout bounds a peer call whose ctx has no deadline.
+const peerTimeout = 15 * time.Second
+
+func callTimeout(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return max(time.Until(dl), time.Millisecond)
+	}
+	return peerTimeout
+}
+
+// Produce appends batches to a partition on node, its leader, with
+// acks=all. A batch of an idempotent producer that node already has is
+// acknowledged as a duplicate, as for a local produce.
+func (p *Peers) Produce(ctx context.Context, node int32, topic string, partition int32, batches []byte) (bus.ProduceResult, error) {
+	d := callTimeout(ctx)
+	req := &wire.ProduceRequest{Acks: int8(bus.AcksAll), TimeoutMs: int32(d / time.Millisecond), Topic: topic,
+		Partition: partition, Batches: batches}
+	var resp wire.ProduceResponse
+	if err := p.call(ctx, node, d, req, &resp); err != nil {
+		return bus.ProduceResult{}, err
+	}
+	res := bus.ProduceResult{BaseOffset: resp.BaseOffset, LastOffset: resp.LastOffset, LogAppendTime: resp.LogAppendTime,
+		LogStartOffset: resp.LogStartOffset, Duplicate: resp.Duplicate}
+	return res, wireErr(resp.Err)
+}
+
+// CommitOffsets commits a group's offsets on node, the group's
+// coordinator, outside any generation (as a function worker does).
+func (p *Peers) CommitOffsets(ctx context.Context, node int32, groupID string, offsets map[group.TopicPartition]group.OffsetCommit) error {
+	req := &wire.OffsetCommitRequest{Group: groupID, Generation: -1}
+	for tp, oc := range offsets {
+		req.Offsets = append(req.Offsets, wire.CommittedOffset{Topic: tp.Topic, Partition: tp.Partition,
+			Offset: oc.Offset, LeaderEpoch: oc.LeaderEpoch, Metadata: oc.Metadata})
+	}
+	resp := wire.SimpleResponse{Key: wire.APIOffsetCommit}
+	if err := p.call(ctx, node, callTimeout(ctx), req, &resp); err != nil {
+		return err
+	}
+	return wireErr(resp.Err)
+}
+
+// FetchOffsets reads a group's committed offsets on node, the group's
+// coordinator (tps nil: every partition).
+func (p *Peers) FetchOffsets(ctx context.Context, node int32, groupID string, tps []group.TopicPartition) (map[group.TopicPartition]group.OffsetCommit, error) {
+	req := &wire.OffsetFetchRequest{Group: groupID}
+	for _, tp := range tps {
+		req.Partitions = append(req.Partitions, wire.TopicPartition{Topic: tp.Topic, Partition: tp.Partition})
+	}
+	var resp wire.OffsetFetchResponse
+	if err := p.call(ctx, node, callTimeout(ctx), req, &resp); err != nil {
+		return nil, err
+	}
+	if err := wireErr(resp.Err); err != nil {
+		return nil, err
+	}
+	out := make(map[group.TopicPartition]group.OffsetCommit, len(resp.Offsets))
+	for _, o := range resp.Offsets {
+		out[group.TopicPartition{Topic: o.Topic, Partition: o.Partition}] =
+			group.OffsetCommit{Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: o.Metadata}
+	}
+	return out, nil
 }

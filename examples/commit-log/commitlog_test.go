@@ -147,3 +147,89 @@ func httpDo(t *testing.T, method, addr, path, body string, status int) string {
 	}
 	return string(b)
 }
+
+// TestScenarioCluster runs the store on a three-node cluster: kv is
+// replicated three ways, and the broker nodes themselves crash. The store's
+// replicas know every node (WISP_SERVER lists them all) and follow the
+// partitions' leaders; acknowledged writes survive the loss of a leader,
+// and a broker that comes back resyncs its copy of the log.
+func TestScenarioCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster scenario: skipped in -short")
+	}
+	c := testnode.StartCluster(t, 3, "--functions=false")
+	bins := extest.Build(t, "examples/commit-log/kv")
+	kv := bins["kv"]
+	env := extest.Env(t, c.Node(1))
+	for i, kv := range env {
+		if strings.HasPrefix(kv, "WISP_SERVER=") {
+			env[i] = "WISP_SERVER=" + c.Servers()
+		}
+	}
+	extest.Wisp(t, c.Node(1), "", "topic", "create", "kv", "-p", "3", "-r", "3", "-c", "cleanup.policy=compact")
+
+	want := map[string]string{}
+	put := func(pairs ...string) {
+		t.Helper()
+		p := extest.StartEnv(t, env, kv, append([]string{"put"}, pairs...)...)
+		p.Wait(t, time.Minute)
+		for _, p := range pairs {
+			k, v, _ := strings.Cut(p, "=")
+			want[k] = v
+		}
+	}
+	var pairs []string
+	for i := range 20 {
+		pairs = append(pairs, fmt.Sprintf("user:%02d=v1-%d", i, i))
+	}
+	put(pairs...)
+	addrA, addrB := testnode.FreeTCP(t), testnode.FreeTCP(t)
+	extest.StartEnv(t, env, kv, "serve", "-addr", addrA)
+	extest.StartEnv(t, env, kv, "serve", "-addr", addrB)
+	converged(t, addrA, want)
+	converged(t, addrB, want)
+
+	// Each broker in turn is killed while writes go on, then restarted.
+	for id := int32(1); id <= 3; id++ {
+		c.Node(id).Kill(t)
+		put(fmt.Sprintf("user:%02d=down-%d", id, id), fmt.Sprintf("user:5%d=while-%d-down", id, id))
+		httpDo(t, "PUT", addrA, fmt.Sprintf("/kv/user:1%d", id), fmt.Sprintf("via-a-%d", id), http.StatusNoContent)
+		want[fmt.Sprintf("user:1%d", id)] = fmt.Sprintf("via-a-%d", id)
+		converged(t, addrA, want)
+		converged(t, addrB, want)
+		c.Node(id).Restart(t)
+		inSync(t, c.Node(id))
+	}
+
+	// A fresh replica rebuilds the same state from the replicated log.
+	addrC := testnode.FreeTCP(t)
+	extest.StartEnv(t, env, kv, "serve", "-addr", addrC)
+	converged(t, addrC, want)
+	t.Logf("%d live keys after killing each of three brokers", len(want))
+}
+
+// inSync waits until every partition of kv has all three replicas in sync,
+// as node n sees it.
+func inSync(t *testing.T, n *testnode.Node) {
+	t.Helper()
+	extest.CheckFor(t, 30*time.Second, func() error {
+		out, _, err := extest.RunErr(t, n, "", testnode.Binary(t), "topic", "describe", "kv", "--format", "json")
+		if err != nil {
+			return err
+		}
+		var d struct {
+			Partitions []struct {
+				ISR []int32 `json:"isr"`
+			} `json:"partitions"`
+		}
+		if err := json.Unmarshal([]byte(out), &d); err != nil {
+			return err
+		}
+		for i, p := range d.Partitions {
+			if len(p.ISR) != 3 {
+				return fmt.Errorf("partition %d has ISR %v", i, p.ISR)
+			}
+		}
+		return nil
+	})
+}

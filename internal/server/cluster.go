@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 
-	"github.com/wispbus/wisp/bus"
 	"github.com/wispbus/wisp/cluster"
 	"github.com/wispbus/wisp/transport"
 )
@@ -33,7 +32,7 @@ func advertised(addr, host string) string {
 
 // startCluster joins the cluster metadata. It registers the cluster's QUIC
 // protocol on srv, which must not be started yet.
-func startCluster(cfg Config, srv *transport.Server, b *bus.Broker, logger *slog.Logger) (*cluster.Node, error) {
+func startCluster(cfg Config, srv *transport.Server, b cluster.Applier, logger *slog.Logger) (*cluster.Node, error) {
 	ccfg := cluster.DefaultConfig()
 	ccfg.NodeID = cfg.NodeID
 	ccfg.DataDir = cfg.DataDir

@@ -97,6 +97,7 @@ type Node struct {
 	// Cluster is the node's cluster membership, nil on a single node.
 	Cluster *cluster.Node
 	peers   *transport.Peers
+	fnc     *fnCluster // the functions' view of the cluster, nil unless both run
 	logger  *slog.Logger
 }
 
@@ -137,6 +138,11 @@ func Start(cfg Config) (*Node, error) {
 		fcfg := functions.DefaultConfig()
 		fcfg.DataDir = filepath.Join(cfg.DataDir, "functions")
 		fcfg.Logger = logger.With("component", "functions")
+		if cfg.Clustered() {
+			n.fnc = &fnCluster{b: b}
+			fcfg.Cluster, fcfg.Leads = n.fnc, n.fnc.Leads
+			fcfg.ScanInterval = time.Second // Kick on topic changes does most of it
+		}
 		if n.Functions, err = functions.Open(fcfg, b); err != nil {
 			return fail(err)
 		}
@@ -165,8 +171,15 @@ func Start(cfg Config) (*Node, error) {
 	// Cluster: it registers its protocol on the QUIC endpoint, so before
 	// that starts; the broker follows leaders once both run.
 	if cfg.Clustered() {
-		if n.Cluster, err = startCluster(cfg, n.QUIC, b, logger); err != nil {
+		var applier cluster.Applier = b
+		if n.fnc != nil {
+			applier = fnApplier{Broker: b, fns: n.Functions}
+		}
+		if n.Cluster, err = startCluster(cfg, n.QUIC, applier, logger); err != nil {
 			return fail(err)
+		}
+		if n.fnc != nil {
+			n.fnc.node.Store(n.Cluster)
 		}
 	}
 	if err := n.QUIC.Start(); err != nil {
@@ -176,6 +189,9 @@ func Start(cfg Config) (*Node, error) {
 	if n.Cluster != nil {
 		n.peers = transport.NewPeers(n.QUIC, resolver(n.Cluster))
 		b.SetCluster(n.Cluster, n.peers)
+		if n.fnc != nil {
+			n.fnc.peers.Store(n.peers)
+		}
 		n.QUIC.SetClusterStatus(func() []byte {
 			raw, _ := json.Marshal(n.Cluster.Status())
 			return raw
@@ -200,6 +216,13 @@ func Start(cfg Config) (*Node, error) {
 		hcfg := httpapi.DefaultConfig()
 		hcfg.Addr = cfg.HTTPAddr
 		hcfg.Logger = logger.With("frontend", "http")
+		if n.peers != nil {
+			// HTTP clients cannot follow leaders: records for a partition
+			// led elsewhere are produced on its leader.
+			fwd := &fnCluster{b: b}
+			fwd.peers.Store(n.peers)
+			hcfg.Forward = fwd.Produce
+		}
 		if n.HTTP, err = httpapi.New(hcfg, b); err != nil {
 			return fail(err)
 		}
@@ -227,6 +250,11 @@ func Start(cfg Config) (*Node, error) {
 // broker.
 func (n *Node) Close(ctx context.Context) error {
 	var errs []error
+	if n.fnc != nil && n.Functions != nil {
+		// In a cluster workers write to and commit on other nodes through
+		// the QUIC endpoint: stop them while it still runs.
+		errs = append(errs, n.Functions.Close())
+	}
 	if n.HTTP != nil {
 		errs = append(errs, n.HTTP.Close(ctx))
 	}
