@@ -3,6 +3,7 @@ package functions
 import (
 	"time"
 
+	"github.com/wispbus/wisp/bus/group"
 	"github.com/wispbus/wisp/wasm"
 )
 
@@ -79,4 +80,4 @@ type Detail struct {
 
 // GroupID is the consumer group under which a function's input offsets
 // are committed, so that `wisp group describe` shows its lag.
-func GroupID(function string) string { return "wisp.fn." + function }
+func GroupID(function string) string { return group.FencedGroupPrefix + function }

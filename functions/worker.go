@@ -127,13 +127,19 @@ type worker struct {
 	stop chan struct{} // closed: finish the current unit's writes, then return
 	done chan struct{} // closed when run returns
 
-	st       commitState
-	dirty    bool // st advanced past the last commit
-	failures int  // consecutive failing batches
-	buf      []batch.Record
-	res      wasm.Results
-	outcomes []outcome
-	topics   map[string]*topicMeta
+	// leaderEpoch is the input partition's leader epoch when this worker
+	// loaded its state: its commits carry it, and the coordinator refuses
+	// them once a worker of a later epoch (on a new leader) has committed
+	// (group.FencedGroupPrefix), so a worker on a deposed leader that has
+	// not noticed yet cannot overwrite its successor's progress.
+	leaderEpoch int32
+	st          commitState
+	dirty       bool // st advanced past the last commit
+	failures    int  // consecutive failing batches
+	buf         []batch.Record
+	res         wasm.Results
+	outcomes    []outcome
+	topics      map[string]*topicMeta
 
 	stats     counters
 	mu        sync.Mutex // guards state, lastErr, lastErrAt
@@ -214,6 +220,16 @@ func (w *worker) run() {
 			return
 		case errors.Is(err, errCrash):
 			return // a test's simulated crash: no more commits
+		case errors.Is(err, kerr.FencedLeaderEpoch):
+			// A worker of a later leader epoch committed: what this one
+			// holds in memory is stale. Start over from the committed
+			// state, as a new worker would (if this node leads again),
+			// or wait to be stopped.
+			w.noteError(err)
+			sleep(ctx, w.m.cfg.RetryBackoff)
+			if lerr := w.load(ctx); lerr != nil && ctx.Err() == nil {
+				w.noteError(lerr)
+			}
 		default:
 			// A leader or coordinator moving is waited out, not counted.
 			if w.retry(ctx, err, !w.m.transientErr(err)) {
@@ -255,6 +271,10 @@ func sleep(ctx context.Context, d time.Duration) {
 // manifest's start position with a fresh producer id and commits that, so
 // that a restart before the first unit does not re-resolve "end".
 func (w *worker) load(ctx context.Context) error {
+	w.leaderEpoch = -1
+	if info, err := w.m.broker.Topic(w.tp.Topic); err == nil && int(w.p) < len(info.Partitions) {
+		w.leaderEpoch = info.Partitions[w.p].LeaderEpoch
+	}
 	got, err := w.m.fetchOffsets(w.spec.group, []group.TopicPartition{w.tp})
 	if err != nil {
 		return err
@@ -284,7 +304,7 @@ func (w *worker) load(ctx context.Context) error {
 
 func (w *worker) commit(st commitState) error {
 	err := w.m.commitOffsets(w.spec.group, map[group.TopicPartition]group.OffsetCommit{
-		w.tp: {Offset: st.next, LeaderEpoch: -1, Metadata: st.metadata()},
+		w.tp: {Offset: st.next, LeaderEpoch: w.leaderEpoch, Metadata: st.metadata()},
 	})
 	if err != nil {
 		return fmt.Errorf("commit offset %d: %w", st.next, err)

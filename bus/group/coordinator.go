@@ -45,6 +45,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -138,6 +139,10 @@ type Coordinator struct {
 	store    *store
 	now      func() time.Time
 	openedAt time.Time
+
+	// fenceMu makes the epoch check and the write of a fenced commit one
+	// step (see FencedGroupPrefix); taken without mu held.
+	fenceMu sync.Mutex
 
 	mu     sync.Mutex
 	groups map[string]*group
@@ -395,6 +400,13 @@ func (c *Coordinator) CommitOffsetsInstance(group, memberID, instanceID string, 
 	if len(offsets) == 0 {
 		return nil
 	}
+	if generation < 0 && memberID == "" && strings.HasPrefix(group, FencedGroupPrefix) {
+		c.fenceMu.Lock()
+		defer c.fenceMu.Unlock()
+		if err := c.checkFenceLocked(group, offsets); err != nil {
+			return err
+		}
+	}
 	recs := make([]record, 0, len(offsets)+1)
 	if r, ok := c.store.typeRecord(group, protocolType); ok {
 		recs = append(recs, r)
@@ -406,6 +418,31 @@ func (c *Coordinator) CommitOffsetsInstance(group, memberID, instanceID string, 
 	}
 	if err := c.store.write(recs); err != nil {
 		return fmt.Errorf("group: commit %q: %w", group, err)
+	}
+	return nil
+}
+
+// FencedGroupPrefix starts the names of the groups whose commits outside
+// any generation are fenced by leader epoch: wisp's function workers
+// (group "wisp.fn.<function>") commit with the leader epoch their input
+// partition had when they started, and a commit carrying an older epoch
+// than the one stored for that partition fails with
+// kerr.FencedLeaderEpoch. A worker on a deposed leader that has not yet
+// noticed (paused, cut off) thus cannot overwrite the progress of the
+// worker that replaced it on the new leader. A commit with epoch -1 (a
+// reset from the CLI or a Kafka tool) is never fenced.
+const FencedGroupPrefix = "wisp.fn."
+
+// checkFenceLocked refuses offsets carrying a leader epoch older than the
+// one committed. Called with fenceMu held.
+func (c *Coordinator) checkFenceLocked(group string, offsets map[TopicPartition]OffsetCommit) error {
+	tps := slices.Collect(maps.Keys(offsets))
+	stored := c.store.fetch(group, tps)
+	for tp, oc := range offsets {
+		if s, ok := stored[tp]; ok && oc.LeaderEpoch >= 0 && s.LeaderEpoch > oc.LeaderEpoch {
+			return fmt.Errorf("group: commit %q: %s/%d: leader epoch %d is older than the committed %d: %w",
+				group, tp.Topic, tp.Partition, oc.LeaderEpoch, s.LeaderEpoch, kerr.FencedLeaderEpoch)
+		}
 	}
 	return nil
 }
