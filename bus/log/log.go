@@ -274,7 +274,7 @@ func (l *Log) writeLocked(data []byte, first, last int64, cfg Config) error {
 	if _, err := s.f.WriteAt(data, pos); err != nil {
 		// Whatever part landed is beyond s.size and will be overwritten.
 		_ = s.f.Truncate(pos)
-		return fmt.Errorf("log: write %s: %v: %w", s.path, err, kerr.KafkaStorageError)
+		return fmt.Errorf("log: %v: %w", err, kerr.KafkaStorageError) // err names the file
 	}
 	now := l.now().UnixMilli()
 	l.mu.Lock()
