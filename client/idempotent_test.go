@@ -18,7 +18,7 @@ func TestIdempotentRetriesAcrossConnectionDrops(t *testing.T) {
 	n := startNode(t, map[string]string{"flush": "os"})
 	ctx := testCtx(t, 50*time.Second)
 	c := n.client(t, Linger(time.Millisecond), BatchMaxBytes(8<<10), RetryBackoff(10*time.Millisecond))
-	const topic, total = "idem", 40000
+	const topic, total = "idem", 150000 // long enough for 5 drops on a fast machine
 	if _, err := c.CreateTopic(ctx, TopicSpec{Name: topic, Partitions: 3}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,14 @@
 package client
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"math"
+	"math/bits"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -23,13 +25,21 @@ import (
 // The producer.
 //
 // Records are encoded into their partition's open batch as Produce is
-// called (on the caller's goroutine). A batch is sealed when full, when it
-// has lingered, or on Flush; one sender goroutine sends sealed batches on
-// the produce stream to the partition's leader (one stream per node,
-// opened on a goroutine of its own so that a node that does not answer
-// holds up no other), at most MaxInflight per partition, and one reader
-// goroutine per stream matches answers to batches. Callbacks run on a
-// callback goroutine, in completion order, which is partition order.
+// called (on the caller's goroutine). A batch is sealed when full, or when
+// it has lingered or on Flush if its partition has a free in-flight slot
+// (else it keeps growing until one frees, as franz-go cuts batches when it
+// builds a request); one sender goroutine sends sealed batches on the
+// produce stream to the partition's leader (one stream per node, opened on
+// a goroutine of its own so that a node that does not answer holds up no
+// other), at most MaxInflight per partition, and one reader goroutine per
+// stream matches answers to batches. Callbacks run on a callback
+// goroutine, in completion order, which is partition order (ProduceSync's
+// own promises may run on the goroutine that completes them, in the same
+// order: see complete).
+//
+// Per-record costs are kept off the caller's goroutine where they can be:
+// one monotonic clock read per record (nowLocked), no allocation (batch
+// buffers and record lists are pooled), no lock besides producer.mu.
 //
 // Leadership: a partition's leader comes from the client's metadata cache
 // (metadata.go). A partition sends only while none of its batches is in
@@ -71,6 +81,8 @@ type producer struct {
 	bufRecs  int
 	bufBytes int64
 	topics   map[string]*ptopic
+	last     *ptopic // the topic of the last record: most producers write one topic
+	clock    time.Time
 	parts    []*ppart
 	flushing int
 	closed   bool
@@ -86,8 +98,9 @@ type producer struct {
 	resent atomic.Int64 // batches put back for resending (tests watch it)
 
 	cbMu    sync.Mutex
-	cbCond  *sync.Cond
+	cbCond  *sync.Cond // the callback goroutine waits on it
 	cbQueue []completion
+	cbBusy  bool // promises are running (see complete): the rest wait
 	cbDone  bool
 }
 
@@ -140,7 +153,10 @@ type pbatch struct {
 type precord struct {
 	r       *Record
 	promise func(*Record, error)
-	size    int64
+	size    int32 // recordSize, at most BatchMaxBytes
+	// quick: promise is produceSync's, which only counts down and wakes
+	// its caller, so it may run on whichever goroutine completes it.
+	quick bool
 }
 
 type completion struct {
@@ -188,10 +204,11 @@ func (c *Client) produce(ctx context.Context, rec *Record, promise func(*Record,
 		}
 		return
 	}
-	c.prod.produce(ctx, rec, promise)
+	c.prod.produce(ctx, rec, promise, false)
 }
 
-func (p *producer) produce(ctx context.Context, rec *Record, promise func(*Record, error)) {
+// produce buffers rec; quick says promise is produceSync's (precord.quick).
+func (p *producer) produce(ctx context.Context, rec *Record, promise func(*Record, error), quick bool) {
 	fail := func(err error) {
 		if promise != nil {
 			promise(rec, err)
@@ -221,11 +238,15 @@ func (p *producer) produce(ctx context.Context, rec *Record, promise func(*Recor
 	}
 	p.bufRecs++
 	p.bufBytes += size
-	pr := precord{r: rec, promise: promise, size: size}
-	t := p.topics[rec.Topic]
-	if t == nil {
-		t = &ptopic{name: rec.Topic}
-		p.topics[rec.Topic] = t
+	pr := precord{r: rec, promise: promise, size: int32(size), quick: quick}
+	t := p.last
+	if t == nil || t.name != rec.Topic {
+		t = p.topics[rec.Topic]
+		if t == nil {
+			t = &ptopic{name: rec.Topic}
+			p.topics[rec.Topic] = t
+		}
+		p.last = t
 	}
 	if t.parts == nil {
 		t.pending = append(t.pending, pr)
@@ -233,10 +254,11 @@ func (p *producer) produce(ctx context.Context, rec *Record, promise func(*Recor
 		p.mu.Unlock()
 		return
 	}
-	if time.Since(t.loadedAt) > metadataMaxAge {
+	now := p.nowLocked()
+	if now.Sub(t.loadedAt) > metadataMaxAge {
 		p.loadLocked(t) // refresh in the background: partitions may have been added
 	}
-	err := p.addLocked(t, pr)
+	err := p.addLocked(t, pr, now)
 	p.mu.Unlock()
 	if err != nil {
 		p.complete([]precord{pr}, err)
@@ -265,9 +287,28 @@ func (p *producer) waitSpaceLocked(ctx context.Context, size int64) error {
 	return nil
 }
 
+// clockRebase bounds how long record timestamps follow the monotonic clock
+// from one reading of the wall clock (see nowLocked): a step of the wall
+// clock shows in timestamps at most this late.
+const clockRebase = 100 * time.Millisecond
+
+// nowLocked is the time for a record: a wall-clock reading taken at most
+// clockRebase ago plus the monotonic time since. time.Now reads two clocks
+// and cost as much as encoding a 100-byte record (≈150 ns on the
+// development VM); this reads only the monotonic one. p.mu is held.
+func (p *producer) nowLocked() time.Time {
+	if !p.clock.IsZero() {
+		if d := time.Since(p.clock); d >= 0 && d < clockRebase {
+			return p.clock.Add(d)
+		}
+	}
+	p.clock = time.Now()
+	return p.clock
+}
+
 // addLocked partitions a record and encodes it into its partition's open
-// batch. p.mu is held.
-func (p *producer) addLocked(t *ptopic, pr precord) error {
+// batch; now is the time of the call. p.mu is held.
+func (p *producer) addLocked(t *ptopic, pr precord, now time.Time) error {
 	n := int32(len(t.parts))
 	part := p.cfg.partitioner.Partition(pr.r, n)
 	if part < 0 || part >= n {
@@ -276,7 +317,7 @@ func (p *producer) addLocked(t *ptopic, pr precord) error {
 	pp := t.parts[part]
 	pr.r.Partition = part
 	if pr.r.Timestamp.IsZero() {
-		pr.r.Timestamp = time.Now()
+		pr.r.Timestamp = now
 	}
 	ts := pr.r.Timestamp.UnixMilli()
 	b := pp.cur
@@ -285,8 +326,8 @@ func (p *producer) addLocked(t *ptopic, pr precord) error {
 		b = nil
 	}
 	if b == nil {
-		b = &pbatch{part: pp, created: time.Now(), firstTS: ts, maxTS: ts,
-			buf: p.newBuf(pp.lastSize), recs: make([]precord, 0, max(pp.lastCount, 16))}
+		b = &pbatch{part: pp, created: now, firstTS: ts, maxTS: ts,
+			buf: p.newBuf(pp.lastSize), recs: newRecs(pp.lastCount)}
 		pp.cur = b
 		p.poke()
 	}
@@ -297,6 +338,8 @@ func (p *producer) addLocked(t *ptopic, pr precord) error {
 	b.recs = append(b.recs, pr)
 	if len(b.buf) >= p.cfg.batchMaxBytes-64 {
 		p.sealLocked(pp)
+	} else if p.flushing > 0 && len(b.recs) > 1 {
+		p.poke() // the batch is due at once (a new batch poked already)
 	}
 	return nil
 }
@@ -347,6 +390,9 @@ func (p *producer) loadTopic(t *ptopic) {
 		t.pending = nil
 		if t.parts == nil {
 			delete(p.topics, t.name)
+			if p.last == t {
+				p.last = nil
+			}
 		}
 		p.mu.Unlock()
 		if len(pending) > 0 {
@@ -365,8 +411,9 @@ func (p *producer) loadTopic(t *ptopic) {
 	t.pending = nil
 	var failed []precord
 	var ferr error
+	now := p.nowLocked()
 	for _, pr := range pending {
-		if err := p.addLocked(t, pr); err != nil {
+		if err := p.addLocked(t, pr, now); err != nil {
 			failed, ferr = append(failed, pr), err
 		}
 	}
@@ -397,36 +444,81 @@ func (c *Client) partitionCount(ctx context.Context, topic string) (int32, error
 	return 0, fmt.Errorf("%w: %s", kerr.UnknownTopicOrPartition, topic)
 }
 
-// bufPool holds batch buffers of full size (cap BatchMaxBytes): a
-// partition whose batches fill up reuses them instead of growing a new
-// one every time.
-var bufPool sync.Pool
+// Batch buffers and record lists are pooled: at a million records a
+// second, fresh ones made the producer the main source of garbage (a
+// buffer per batch, plus 32 bytes a record for its list).
+//
+// bufPools[i] holds buffers of capacity at least 1<<i, i in
+// [minBufShift, maxBufShift]; a buffer is put back under the largest class
+// its capacity fills, and taken from the smallest class that fits the
+// request, so any buffer taken is big enough.
+const (
+	minBufShift = 14 // 16 KiB, the smallest batch buffer
+	maxBufShift = 25 // above BatchMaxBytes' largest possible value
+)
+
+var bufPools [maxBufShift + 1]sync.Pool
 
 // newBuf returns a buffer for a batch, with room for the header; sized
 // after the partition's last batch.
 func (p *producer) newBuf(last int) []byte {
-	if last >= p.cfg.batchMaxBytes/2 {
-		if bp, ok := bufPool.Get().(*[]byte); ok && cap(*bp) == p.cfg.batchMaxBytes {
+	want := min(p.cfg.batchMaxBytes, max(16<<10, last+last/4))
+	i := max(minBufShift, bits.Len(uint(want-1)))
+	if i <= maxBufShift {
+		if bp, ok := bufPools[i].Get().(*[]byte); ok {
 			return (*bp)[:batch.HeaderSize]
 		}
-		return make([]byte, batch.HeaderSize, p.cfg.batchMaxBytes)
+		want = 1 << i
 	}
-	return make([]byte, batch.HeaderSize, min(p.cfg.batchMaxBytes, max(16<<10, last+last/4)))
+	return make([]byte, batch.HeaderSize, want)
 }
 
 // release returns a finished batch's buffer to the pool. The sender is
 // done with it: quic-go copied it into packets before Write returned, and
 // a batch is finished only after its last send.
 func (p *producer) release(b *pbatch) {
-	if cap(b.buf) == p.cfg.batchMaxBytes {
+	if i := min(maxBufShift, bits.Len(uint(cap(b.buf)))-1); i >= minBufShift {
 		buf := b.buf[:0]
-		bufPool.Put(&buf)
+		bufPools[i].Put(&buf)
 	}
 	b.buf = nil
 }
 
+// recsPool holds the record lists of finished batches (cleared).
+var recsPool sync.Pool
+
+// minPooledRecs is the shortest list worth pooling.
+const minPooledRecs = 256
+
+// newRecs returns an empty list for a batch's records; last is the length
+// of the partition's last batch.
+func newRecs(last int) []precord {
+	if last >= minPooledRecs/2 {
+		if rp, ok := recsPool.Get().(*[]precord); ok {
+			return (*rp)[:0]
+		}
+	}
+	return make([]precord, 0, max(last, 16))
+}
+
+// releaseRecs pools a list whose promises have all run; nothing else
+// refers to it (complete takes ownership of the lists it is given).
+func releaseRecs(recs []precord) {
+	if cap(recs) >= minPooledRecs {
+		clear(recs) // drop the records and promises for the GC
+		recs = recs[:0]
+		recsPool.Put(&recs)
+	}
+}
+
 // complete hands finished records to the callback goroutine and frees
 // their buffer space.
+//
+// Records whose promises are all quick (produceSync's) run here instead
+// when no promise is queued or running: that saves ProduceSync a wake-up
+// of the callback goroutine on its way back, and keeps promises in
+// completion order and one at a time, because whoever runs them holds
+// cbBusy and the callback goroutine waits for it.
 func (p *producer) complete(recs []precord, err error) {
 	p.cbMu.Lock()
 	if p.cbDone {
@@ -436,26 +528,48 @@ func (p *producer) complete(recs []precord, err error) {
 		p.runCallbacks([]completion{{recs: recs, err: err}})
 		return
 	}
+	if !p.cbBusy && len(p.cbQueue) == 0 && allQuick(recs) {
+		p.cbBusy = true
+		p.cbMu.Unlock()
+		p.runCallbacks([]completion{{recs: recs, err: err}})
+		p.cbMu.Lock()
+		p.cbBusy = false
+		p.cbCond.Signal() // completions queued meanwhile wait for the goroutine
+		p.cbMu.Unlock()
+		return
+	}
 	p.cbQueue = append(p.cbQueue, completion{recs: recs, err: err})
 	p.cbCond.Signal()
 	p.cbMu.Unlock()
 }
 
+func allQuick(recs []precord) bool {
+	for i := range recs {
+		if !recs[i].quick {
+			return false
+		}
+	}
+	return len(recs) > 0
+}
+
 // callbacks runs promises in completion order, then frees buffer space.
 func (p *producer) callbacks() {
+	p.cbMu.Lock()
+	defer p.cbMu.Unlock()
 	for {
-		p.cbMu.Lock()
-		for len(p.cbQueue) == 0 && !p.cbDone {
+		for p.cbBusy || (len(p.cbQueue) == 0 && !p.cbDone) {
 			p.cbCond.Wait()
 		}
-		if len(p.cbQueue) == 0 && p.cbDone {
-			p.cbMu.Unlock()
-			return
+		if len(p.cbQueue) == 0 {
+			return // done, and every promise has run
 		}
 		q := p.cbQueue
 		p.cbQueue = nil
+		p.cbBusy = true
 		p.cbMu.Unlock()
 		p.runCallbacks(q)
+		p.cbMu.Lock()
+		p.cbBusy = false
 	}
 }
 
@@ -468,8 +582,9 @@ func (p *producer) runCallbacks(q []completion) {
 				pr.promise(pr.r, c.err)
 			}
 			recs++
-			bytes += pr.size
+			bytes += int64(pr.size)
 		}
+		releaseRecs(c.recs)
 	}
 	p.mu.Lock()
 	p.bufRecs -= recs
@@ -630,7 +745,19 @@ func (p *producer) collect() senderWork {
 		}
 		if b := pp.cur; b != nil {
 			if p.flushing > 0 || now.Sub(b.created) >= p.cfg.linger {
-				p.sealLocked(pp)
+				// Due, but while the partition's window is full a sealed
+				// batch could only queue: keep it open so that it grows
+				// until a slot frees (answer pokes the sender, which
+				// seals and sends it in one pass). Sealed at once, every
+				// wake-up of the sender while something flushes (Flush,
+				// ProduceSync, a Produce blocked on a full buffer) would
+				// queue another small batch, each paying a request, an
+				// answer and a wake-up. Kept open at most until the
+				// window's oldest batch is answered or given up
+				// (produceDeadline), so delivery timeouts still hold.
+				if pp.retrying || len(pp.inflight)+len(pp.ready) < p.cfg.maxInflight {
+					p.sealLocked(pp)
+				}
 			} else {
 				deadline(b.created.Add(p.cfg.linger))
 			}
@@ -941,11 +1068,20 @@ func (p *producer) prepare(b *pbatch) {
 
 // readAnswers reads ProduceResponses of one stream until it fails.
 func (p *producer) readAnswers(s *pstream) {
+	// Answers are small and come back to back: reading them through a
+	// buffer takes one stream read for several instead of three each
+	// (length, header, payload), and the payload buffer is reused (a
+	// ProduceResponse keeps no reference to it).
+	r := bufio.NewReaderSize(s.str, 4<<10)
+	var buf []byte
 	for {
-		f, err := wire.ReadFrame(s.str, nil, p.cfg.maxFrameBytes)
+		f, err := wire.ReadFrame(r, buf, p.cfg.maxFrameBytes)
 		if err != nil {
 			p.streamFailed(s, fmt.Errorf("%w: %w", ErrConnection, err))
 			return
+		}
+		if cap(f.Payload) <= 4<<10 {
+			buf = f.Payload[:0]
 		}
 		var resp wire.ProduceResponse
 		if err := decodeAnswer(f, &resp); err != nil {
@@ -1093,28 +1229,40 @@ func (c *Client) produceSync(ctx context.Context, recs ...*Record) error {
 	left := atomic.Int64{}
 	left.Store(int64(len(recs)))
 	done := make(chan struct{})
-	for _, r := range recs {
-		c.produce(ctx, r, func(r *Record, err error) {
-			if err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("%s/%d: %w", r.Topic, r.Partition, err))
-				mu.Unlock()
-			}
-			if left.Add(-1) == 0 {
-				close(done)
-			}
-		})
+	promise := func(r *Record, err error) {
+		if err != nil {
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("%s/%d: %w", r.Topic, r.Partition, err))
+			mu.Unlock()
+		}
+		if left.Add(-1) == 0 {
+			close(done)
+		}
 	}
-	// Records produced, waiting for them need not linger.
-	if c.prod != nil {
-		c.prod.mu.Lock()
-		c.prod.flushing++
-		c.prod.poke()
-		c.prod.mu.Unlock()
+	p := c.prod
+	for i, r := range recs {
+		if p == nil {
+			promise(r, ErrClosed)
+			continue
+		}
+		if i == len(recs)-1 {
+			// The caller waits for these records: they need not
+			// linger. Set before the last one is added, so that the
+			// sender seals its batch on the poke adding it makes
+			// (addLocked); set after, the sender could look at the
+			// batch in between, see it lingering and sleep until a
+			// second poke. The earlier records share the batch.
+			p.mu.Lock()
+			p.flushing++
+			p.mu.Unlock()
+		}
+		p.produce(ctx, r, promise, true)
+	}
+	if p != nil {
 		defer func() {
-			c.prod.mu.Lock()
-			c.prod.flushing--
-			c.prod.mu.Unlock()
+			p.mu.Lock()
+			p.flushing--
+			p.mu.Unlock()
 		}()
 	}
 	select {
