@@ -11,10 +11,12 @@ import (
 	"net"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/wispbus/wisp/internal/growbuf"
 	"github.com/wispbus/wisp/internal/metrics"
 )
 
@@ -23,6 +25,22 @@ import (
 // flight per connection; past this the reader stops reading (TCP
 // backpressure) until the writer catches up.
 const maxInFlight = 64
+
+// maxPendingBytes bounds the bytes of responses a connection has computed
+// but not written yet. maxInFlight alone does not bound memory: a client
+// that pipelines 64 Fetch requests of 64 MB and never reads would make the
+// server hold 4 GB. Past this the reader stops reading until the writer
+// has written enough; one response may still exceed it on its own.
+const maxPendingBytes = 64 << 20
+
+// writeTimeout bounds how long one write to the client may make no
+// progress (a client that stopped reading): past it the connection is
+// closed, releasing the responses it holds. It applies to each chunk of
+// writeChunk bytes, so a slow client that keeps reading is not cut off.
+const (
+	writeTimeout = 30 * time.Second
+	writeChunk   = 1 << 20
+)
 
 // A conn is one client connection. Its reader goroutine reads, decodes and
 // dispatches requests in order; its writer goroutine writes responses in
@@ -40,6 +58,11 @@ type conn struct {
 	ctx    context.Context // cancelled when the connection or the server closes
 	cancel context.CancelFunc
 	queue  chan *call // calls in request order, read by the writer
+
+	// pending is the size of the responses finished but not written
+	// (see maxPendingBytes); the writer signals drained after writing.
+	pending atomic.Int64
+	drained chan struct{}
 
 	host       string // advertised host and port, as seen on this connection
 	port       int32
@@ -64,7 +87,7 @@ type call struct {
 
 func (s *Server) newConn(nc net.Conn, bound net.Addr) *conn {
 	ctx, cancel := context.WithCancel(s.ctx)
-	c := &conn{s: s, nc: nc, ctx: ctx, cancel: cancel, queue: make(chan *call, maxInFlight)}
+	c := &conn{s: s, nc: nc, ctx: ctx, cancel: cancel, queue: make(chan *call, maxInFlight), drained: make(chan struct{}, 1)}
 	c.log = s.log.With("remote", nc.RemoteAddr().String())
 	c.host, c.port = s.advertised(nc.LocalAddr(), bound)
 	c.clientHost = "/" + nc.RemoteAddr().String()
@@ -93,6 +116,15 @@ func (c *conn) readLoop() {
 	r := bufio.NewReaderSize(c.nc, 64<<10)
 	var size [4]byte
 	for {
+		// Backpressure on memory: wait for the writer while too many
+		// response bytes wait for a client that does not read them.
+		for c.pending.Load() > maxPendingBytes {
+			select {
+			case <-c.drained:
+			case <-c.ctx.Done():
+				return
+			}
+		}
 		if _, err := io.ReadFull(r, size[:]); err != nil {
 			c.readFailed(err)
 			return
@@ -105,8 +137,11 @@ func (c *conn) readLoop() {
 			c.cancel()
 			return
 		}
-		frame := make([]byte, n)
-		if _, err := io.ReadFull(r, frame); err != nil {
+		// Grown as the bytes arrive, not allocated whole: a client
+		// that announces 100 MiB and sends nothing must not cost
+		// 100 MiB per connection.
+		frame, err := growbuf.ReadFull(r, int(n))
+		if err != nil {
 			c.readFailed(err)
 			return
 		}
@@ -227,6 +262,7 @@ func (cc *call) finishAt(version int16, resp kmsg.Response, err error) {
 		buf = resp.AppendTo(buf)
 		binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
 		cc.out = buf
+		cc.c.pending.Add(int64(len(buf)))
 		metrics.ObserveRequest("kafka", cc.name, cc.start, err)
 		close(cc.done)
 	})
@@ -265,7 +301,7 @@ func (c *conn) writeLoop() {
 		_ = c.nc.Close()
 		c.s.forget(c)
 	}()
-	w := bufio.NewWriterSize(c.nc, 64<<10)
+	w := bufio.NewWriterSize(deadlineWriter{c.nc}, 64<<10)
 	broken := false
 	fail := func(err error) {
 		if !broken {
@@ -301,7 +337,14 @@ func (c *conn) writeLoop() {
 			continue
 		}
 		if cc.out != nil {
-			if _, err := w.Write(cc.out); err != nil {
+			_, err := w.Write(cc.out)
+			c.pending.Add(-int64(len(cc.out)))
+			cc.out = nil
+			select {
+			case c.drained <- struct{}{}:
+			default:
+			}
+			if err != nil {
 				fail(err)
 				continue
 			}
@@ -317,6 +360,26 @@ func (c *conn) writeLoop() {
 	if !broken {
 		_ = w.Flush()
 	}
+}
+
+// deadlineWriter writes to a connection in chunks of writeChunk bytes,
+// each with a fresh write deadline of writeTimeout: a write fails once the
+// client has read nothing for writeTimeout, however large the response.
+type deadlineWriter struct{ nc net.Conn }
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		k := min(len(p), writeChunk)
+		_ = d.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		n, err := d.nc.Write(p[:k])
+		written += n
+		if err != nil {
+			return written, err
+		}
+		p = p[k:]
+	}
+	return written, nil
 }
 
 // requestHeader is a decoded request header (v1, or v2 with tagged fields

@@ -108,7 +108,10 @@
 // are still read and handled; its response still leaves before theirs.
 // Requests that change state (Produce, commits) are handled one after the
 // other, so pipelined produces to one partition append in request order.
-// At most 64 requests per connection are in flight.
+// At most 64 requests per connection are in flight, and the reader stops
+// reading while more than 64 MiB of answers wait for a client that does
+// not read them; a connection to which nothing could be written for 30s is
+// closed.
 //
 // A frame larger than Config.MaxRequestBytes (checked before allocating),
 // an unknown API or version, or a body that does not decode closes the

@@ -67,6 +67,12 @@ func (cs *connState) fetchSession(str *quic.Stream, first wire.Frame) {
 		if mb <= 0 {
 			mb = defaultFetchBytes
 		}
+		// A push never exceeds the frame limit, as fetchOnce's answer
+		// does not: the client could not read a larger one, and each
+		// stuck session (one whose client stopped reading) holds its
+		// last push in memory: asking for 1 GiB per push must not make
+		// the server read 1 GiB of log per session.
+		mb = min(mb, int32(cs.s.cfg.MaxFrameBytes-1024))
 		parts = append(parts, sessionPart{topic: p.Topic, partition: p.Partition, offset: p.Offset, maxBytes: mb})
 	}
 	werr := cs.pushLoop(ctx, str, parts)

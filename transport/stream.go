@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -18,16 +19,34 @@ import (
 // past it the stream is abandoned rather than holding a goroutine forever.
 const writeTimeout = 30 * time.Second
 
+// firstFrameTimeout bounds how long a stream may take to deliver its first
+// frame. A client writes it as soon as it opens the stream (the server only
+// learns of a stream from its first bytes), so a stream still short of a
+// whole frame after this is a slowloris: a header trickled a byte at a
+// time, or one claiming 16 MiB and sending none of it. Without the bound
+// such streams hold a goroutine each for as long as the client keeps the
+// connection alive. Later frames are not bounded: a produce stream is idle
+// between batches. Generous, so a large first frame over a slow link
+// still gets through.
+const firstFrameTimeout = time.Minute
+
 // serveStream reads the stream's first frame and serves the stream
 // according to it: a produce stream, a fetch session, or a sequence of
 // one-shot requests answered in order until the client closes its side.
 func (cs *connState) serveStream(str *quic.Stream) {
 	max := cs.s.cfg.MaxFrameBytes
+	_ = str.SetReadDeadline(time.Now().Add(firstFrameTimeout))
 	f, err := wire.ReadFrame(str, nil, max)
 	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			err = protoErr(wire.StreamCodeMalformed, kerr.RequestTimedOut,
+				"no whole first frame within "+firstFrameTimeout.String())
+		}
 		cs.failRead(str, err)
 		return
 	}
+	_ = str.SetReadDeadline(time.Time{})
 	switch f.API {
 	case wire.APIProduce:
 		cs.produceStream(str, f)

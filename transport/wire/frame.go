@@ -22,6 +22,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/wispbus/wisp/internal/growbuf"
 )
 
 // ALPN is the TLS application protocol of wisp's native protocol.
@@ -142,12 +144,16 @@ func ReadFrame(r io.Reader, buf []byte, max int) (Frame, error) {
 	}
 	size := int(n) - 3
 	var p []byte
+	var err error
 	if cap(buf) >= size {
 		p = buf[:size]
+		_, err = io.ReadFull(r, p)
 	} else {
-		p = make([]byte, size)
+		// Grown as the bytes arrive: the length is only a claim
+		// (growbuf explains the attack).
+		p, err = growbuf.ReadFull(r, size)
 	}
-	if _, err := io.ReadFull(r, p); err != nil {
+	if err != nil {
 		return Frame{}, unexpected(err)
 	}
 	return Frame{Version: hdr[4], API: API(binary.BigEndian.Uint16(hdr[5:])), Payload: p}, nil
