@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/wispbus/wisp/bus"
+	"github.com/wispbus/wisp/internal/growbuf"
 )
 
 // Forwarding protocol. A node that is not the controller sends a write to
@@ -130,8 +131,9 @@ func readFrame(r io.Reader, v any) error {
 	if n > maxControlFrame {
 		return fmt.Errorf("cluster: control frame of %d bytes too large", n)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
+	// Grown as the bytes arrive: n is only a claim (see growbuf).
+	b, err := growbuf.ReadFull(r, int(n))
+	if err != nil {
 		return err
 	}
 	return json.Unmarshal(b, v)
