@@ -166,9 +166,9 @@ func (ps *produceStream) produce(r *wire.ProduceRequest) {
 	case bus.AcksNone, bus.AcksLeader, bus.AcksAll:
 		ctx := ps.ctx
 		if r.TimeoutMs > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, time.Duration(r.TimeoutMs)*time.Millisecond)
-			defer cancel()
+			rc := newReqCtx(ctx, time.Duration(r.TimeoutMs)*time.Millisecond)
+			defer rc.release()
+			ctx = rc
 		}
 		var res bus.ProduceResult
 		res, err = ps.cs.s.b.Produce(ctx, r.Topic, r.Partition, r.Batches, acks)
@@ -213,6 +213,16 @@ func newByteBudget(n int64) *byteBudget {
 // until nothing else is held), or returns false once ctx ends.
 func (b *byteBudget) acquire(ctx context.Context, n int64) bool {
 	n = min(n, b.limit)
+	// Fast path: while the budget has room (always, for a client waiting
+	// for each answer), take it without registering with ctx, which
+	// costs a registration and its removal in ctx's parent.
+	b.mu.Lock()
+	if b.left >= n {
+		b.left -= n
+		b.mu.Unlock()
+		return true
+	}
+	b.mu.Unlock()
 	stop := context.AfterFunc(ctx, func() {
 		b.mu.Lock()
 		b.cond.Broadcast()
