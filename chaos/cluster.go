@@ -296,14 +296,14 @@ func (c *Cluster) DescribeAny(topic string, skip ...int) ([]PartitionState, erro
 	return nil, last
 }
 
-// WaitPartitions polls until cond holds for topic's partitions as some
+// WaitPartitions polls until cond holds for topic's partitions as every
 // running node (not in skip) sees them.
 func (c *Cluster) WaitPartitions(t testing.TB, topic, what string, d time.Duration, cond func([]PartitionState) bool, skip ...int) []PartitionState {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
-		ps, err := c.DescribeAny(topic, skip...)
-		if err == nil && cond(ps) {
+		ps, err := c.describeAll(topic, cond, skip...)
+		if err == nil {
 			return ps
 		}
 		if time.Now().After(deadline) {
@@ -311,6 +311,33 @@ func (c *Cluster) WaitPartitions(t testing.TB, topic, what string, d time.Durati
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
+}
+
+// describeAll describes topic on every running node not in skip and
+// returns the first answer if cond holds for all of them: a node that was
+// cut off from the controller answers from stale metadata until it hears
+// from it again, so one node's view is not the cluster's.
+func (c *Cluster) describeAll(topic string, cond func([]PartitionState) bool, skip ...int) ([]PartitionState, error) {
+	var first []PartitionState
+	for _, n := range c.Nodes {
+		if !n.Running() || contains(skip, n.ID) {
+			continue
+		}
+		ps, err := c.Describe(n, topic)
+		if err != nil {
+			return ps, err
+		}
+		if !cond(ps) {
+			return ps, fmt.Errorf("node %d: not yet", n.ID)
+		}
+		if first == nil {
+			first = ps
+		}
+	}
+	if first == nil {
+		return nil, errors.New("no running node")
+	}
+	return first, nil
 }
 
 // FullISR holds when every partition has a leader and rf in-sync replicas.

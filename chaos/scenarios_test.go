@@ -256,14 +256,27 @@ func isolateLeader(e *env) {
 	}
 	e.note("producer pinned to the isolated node: %d sent, %d acknowledged", sent, acked)
 	e.net.Heal(e.t)
-	e.c.WaitPartitions(e.t, e.topic, fmt.Sprintf("node %d back in every ISR", l), 90*time.Second, FullISR(e.rf))
+	// Asked of the others: the old leader's own metadata is stale until
+	// it hears from the controller again.
+	e.c.WaitPartitions(e.t, e.topic, fmt.Sprintf("node %d back in every ISR", l), 90*time.Second, FullISR(e.rf), l)
 	// The old leader appended what the pinned producer sent but could not
 	// commit it: to follow the new leader it must cut that tail off (and
-	// the checker then finds its log identical to the others').
-	if strings.Contains(readFile(e.c.Node(l).LogPath), "truncating a diverged log") {
-		e.note("node %d truncated its diverged log to rejoin", l)
-	} else if sent > 0 {
-		e.t.Errorf("node %d rejoined without truncating the %d records sent to it while isolated", l, sent)
+	// the checker then finds its log identical to the others'). Polled:
+	// the log line and the others' view of the ISR are not one event.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if strings.Contains(readFile(e.c.Node(l).LogPath), "truncating a diverged log") {
+			e.note("node %d truncated its diverged log to rejoin", l)
+			break
+		}
+		if sent == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			e.t.Errorf("node %d rejoined without truncating the %d records sent to it while isolated", l, sent)
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
