@@ -105,6 +105,8 @@ func newBenchSubCmd(mode, short, example string) *cobra.Command {
 		f.IntP("producers", "P", 1, "producers, each a client with its own connection")
 		f.Float64("rate", 0, rateHelp(mode))
 		f.Int("batch-bytes", client.DefaultBatchMaxBytes, "largest produced batch in bytes, before compression")
+		f.Int64("buffer-bytes", 0, "bytes a producer holds unacknowledged before Produce blocks (default 256 MiB, or 4 batches per partition if more); "+
+			"smaller keeps a -d run near its length and the latency to the pipeline rather than the buffer")
 		linger := client.DefaultLinger
 		if latency {
 			linger = 0
@@ -169,6 +171,7 @@ type benchSettings struct {
 	Acks         string            `json:"acks,omitempty"`
 	LingerMS     float64           `json:"linger_ms"`
 	BatchBytes   int               `json:"batch_bytes,omitempty"`
+	BufferBytes  int64             `json:"buffer_bytes,omitempty"`
 	Compression  string            `json:"compression,omitempty"`
 	Group        string            `json:"group,omitempty"`
 	Offset       string            `json:"offset,omitempty"`
@@ -243,6 +246,7 @@ func parseBench(cmd *cobra.Command, mode string, o clientOpts) (loadgen.Config, 
 		cfg.Producers, _ = f.GetInt("producers")
 		cfg.Rate, _ = f.GetFloat64("rate")
 		batchBytes, _ := f.GetInt("batch-bytes")
+		bufBytes, _ := f.GetInt64("buffer-bytes")
 		linger, _ := f.GetDuration("linger")
 		acksName, _ := f.GetString("acks")
 		codecName, _ := f.GetString("compression")
@@ -263,12 +267,16 @@ func parseBench(cmd *cobra.Command, mode string, o clientOpts) (loadgen.Config, 
 			return cfg, st, out, usageError(cmd, "--linger must not be negative")
 		case batchBytes < 1024:
 			return cfg, st, out, usageError(cmd, "--batch-bytes %d: want at least 1024", batchBytes)
+		case bufBytes < 0 || (bufBytes > 0 && bufBytes < int64(batchBytes)):
+			return cfg, st, out, usageError(cmd, "--buffer-bytes %d: want at least --batch-bytes (%d)", bufBytes, batchBytes)
 		}
 		if (mode == "e2e" || mode == "fn") && cfg.Rate == 0 {
 			cfg.Rate = defaultE2ERate
 		}
-		// The buffer holds at least a few batches of each partition.
-		bufBytes := max(int64(client.DefaultMaxBufferedSize), 4*int64(batchBytes)*int64(cfg.Partitions))
+		if bufBytes == 0 {
+			// The buffer holds at least a few batches of each partition.
+			bufBytes = max(int64(client.DefaultMaxBufferedSize), 4*int64(batchBytes)*int64(cfg.Partitions))
+		}
 		cfg.ProducerOpts = []client.Opt{client.Linger(linger), client.BatchMaxBytes(batchBytes),
 			client.RequiredAcks(acks), client.Compression(codec), client.MaxBufferedBytes(bufBytes)}
 		if batchBytes > client.DefaultMaxFrameBytes-1024 {
@@ -276,6 +284,7 @@ func parseBench(cmd *cobra.Command, mode string, o clientOpts) (loadgen.Config, 
 		}
 		st.Producers, st.Rate, st.Acks = cfg.Producers, cfg.Rate, strings.ToLower(acksName)
 		st.LingerMS, st.BatchBytes, st.Compression = float64(linger)/float64(time.Millisecond), batchBytes, codec.String()
+		st.BufferBytes = bufBytes
 	}
 	if f.Lookup("consumers") != nil {
 		cfg.Consumers, _ = f.GetInt("consumers")

@@ -31,6 +31,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "produce", "-z", "brotli"}, `--compression "brotli"`},
 		{[]string{"bench", "produce", "-P", "0"}, "--producers"},
 		{[]string{"bench", "produce", "--batch-bytes", "10"}, "--batch-bytes"},
+		{[]string{"bench", "produce", "--buffer-bytes", "1000"}, "--buffer-bytes 1000: want at least --batch-bytes"},
 		{[]string{"bench", "produce", "-c", "flush"}, "want key=value"},
 		{[]string{"bench", "consume", "-o", "middle"}, `--offset "middle"`},
 		{[]string{"bench", "consume", "-o", "end"}, "give -n or -d"},
@@ -110,13 +111,14 @@ func TestBenchCommands(t *testing.T) {
 
 	// produce: 2 producers into a new topic of 3 partitions.
 	out, stderr := run("produce", "-t", "bench-p", "-p", "3", "-c", "flush=os", "-n", "3001", "-P", "2", "-s", "64",
-		"--linger", "1ms", "-z", "lz4", "--json", "--progress-interval", "50ms")
+		"--linger", "1ms", "-z", "lz4", "--buffer-bytes", "4194304", "--json", "--progress-interval", "50ms")
 	p := decode(out)
 	if p.Mode != "produce" || p.Topic != "bench-p" || p.RecordSize != 64 || p.Records != 3001 || p.Bytes != 3001*64 ||
 		p.Errors != 0 || p.RecordsPerSec <= 0 || p.ElapsedSec <= 0 || p.Sent != nil || p.Lost != nil {
 		t.Fatalf("produce result %+v", p)
 	}
-	if p.Settings.Producers != 2 || p.Settings.Partitions != 3 || p.Settings.Compression != "lz4" || p.Settings.Acks != "all" || p.Settings.LingerMS != 1 {
+	if p.Settings.Producers != 2 || p.Settings.Partitions != 3 || p.Settings.Compression != "lz4" || p.Settings.Acks != "all" || p.Settings.LingerMS != 1 ||
+		p.Settings.BufferBytes != 4<<20 {
 		t.Fatalf("produce settings %+v", p.Settings)
 	}
 	checkLatency("produce", p.Latency, 3001)

@@ -16,9 +16,14 @@ import (
 // Each destination is a stream (file storage, R1) with one subject. The
 // durability is the server's: sync_interval default (2 min) or always.
 type natsSys struct {
-	node *natsNode
-	nc   *nats.Conn
-	js   jetstream.JetStream
+	node  *natsNode   // the first server
+	nodes []*natsNode // every server of a cluster (one alone)
+	// url lists every server, for the clients.
+	url string
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	// replicas of the streams it creates.
+	replicas int
 }
 
 // natsWindow is PublishAsync's bound on publishes awaiting their ack, and
@@ -29,8 +34,15 @@ var (
 	natsFetch  = 1000
 )
 
-func newNATSSys(ctx context.Context, node *natsNode) (*natsSys, error) {
-	nc, js, err := natsConnect(node.url)
+// newNATSSys connects to the servers (one, or the members of a cluster);
+// streams it creates have replicas replicas.
+func newNATSSys(ctx context.Context, replicas int, nodes ...*natsNode) (*natsSys, error) {
+	var urls []string
+	for _, n := range nodes {
+		urls = append(urls, n.url)
+	}
+	url := strings.Join(urls, ",")
+	nc, js, err := natsConnect(url)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +61,7 @@ func newNATSSys(ctx context.Context, node *natsNode) (*natsSys, error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return &natsSys{node: node, nc: nc, js: js}, nil
+	return &natsSys{node: nodes[0], nodes: nodes, url: url, nc: nc, js: js, replicas: replicas}, nil
 }
 
 func natsConnect(url string, opts ...jetstream.JetStreamOpt) (*nats.Conn, jetstream.JetStream, error) {
@@ -67,7 +79,14 @@ func natsConnect(url string, opts ...jetstream.JetStreamOpt) (*nats.Conn, jetstr
 
 func (n *natsSys) close() { n.nc.Close() }
 
-func (n *natsSys) server() *proc { return n.node.proc }
+// server is the CPU meter of every server.
+func (n *natsSys) server() cpuMeter {
+	var g procGroup
+	for _, x := range n.nodes {
+		g = append(g, x.proc)
+	}
+	return g
+}
 
 func (n *natsSys) streamName(dest string) string {
 	return "BENCH_" + strings.NewReplacer("-", "_", ".", "_").Replace(dest)
@@ -79,7 +98,7 @@ func (n *natsSys) stream(ctx context.Context, dest string) (string, string, erro
 	subj := "bench." + dest
 	_, err := n.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: name, Subjects: []string{subj},
-		Storage: jetstream.FileStorage, Replicas: 1,
+		Storage: jetstream.FileStorage, Replicas: max(1, n.replicas),
 	})
 	if err != nil {
 		return "", "", fmt.Errorf("create stream %s: %w", name, err)
@@ -110,7 +129,7 @@ type natsPublisher struct {
 
 func (n *natsSys) publisher() (*natsPublisher, error) {
 	p := &natsPublisher{}
-	nc, js, err := natsConnect(n.node.url,
+	nc, js, err := natsConnect(n.url,
 		jetstream.WithPublishAsyncMaxPending(natsWindow),
 		jetstream.WithPublishAsyncAckHandler(func(jetstream.JetStream, *nats.Msg, *jetstream.PubAck) {
 			p.acked.Add(1)

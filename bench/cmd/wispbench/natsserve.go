@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -12,11 +13,20 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 )
 
+// natsCluster is what one server of a 3-server JetStream cluster needs:
+// its name, its route listener and the routes of the others.
+type natsCluster struct {
+	name, listen string
+	routes       []string
+}
+
 // serveNATS runs nats-server (the library, as nats-server's own main does)
 // with JetStream on file storage in dir, until SIGTERM. syncAlways is the
 // config file's `sync_interval: always`: fsync after every write. Without
-// it the server keeps its default (fsync every 2 minutes).
-func serveNATS(addr, dir string, syncAlways bool) error {
+// it the server keeps its default (fsync every 2 minutes). cl, when its
+// listen address is set, makes the server one of a cluster
+// ("wispbench") whose other members are at cl.routes.
+func serveNATS(addr, dir string, syncAlways bool, cl natsCluster) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return err
@@ -35,6 +45,26 @@ func serveNATS(addr, dir string, syncAlways bool) error {
 		JetStreamMaxMemory: 4 << 30,
 		JetStreamMaxStore:  -1,
 	}
+	if cl.listen != "" {
+		ch, cp, err := net.SplitHostPort(cl.listen)
+		if err != nil {
+			return err
+		}
+		cport, err := strconv.Atoi(cp)
+		if err != nil {
+			return err
+		}
+		opts.ServerName = cl.name
+		opts.Cluster.Name = "wispbench"
+		opts.Cluster.Host, opts.Cluster.Port = ch, cport
+		for _, r := range cl.routes {
+			u, err := url.Parse("nats://" + r)
+			if err != nil {
+				return err
+			}
+			opts.Routes = append(opts.Routes, u)
+		}
+	}
 	if syncAlways {
 		// What the config parser does for `sync_interval: always`.
 		opts.SyncAlways = true
@@ -49,7 +79,7 @@ func serveNATS(addr, dir string, syncAlways bool) error {
 	if !s.ReadyForConnections(30 * time.Second) {
 		return fmt.Errorf("nats-server not ready")
 	}
-	if !s.JetStreamEnabled() {
+	if cl.listen == "" && !s.JetStreamEnabled() {
 		return fmt.Errorf("jetstream not enabled")
 	}
 	fmt.Fprintln(os.Stderr, "READY")

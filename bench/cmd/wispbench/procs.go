@@ -79,6 +79,29 @@ func (p *proc) exited() error {
 	}
 }
 
+// cpuMeter is the CPU time used so far by the server processes of one
+// system: one process, or the members of a cluster (procGroup).
+type cpuMeter interface{ cpu() time.Duration }
+
+// procGroup is the processes of a cluster; its CPU is their sum.
+type procGroup []*proc
+
+func (g procGroup) cpu() time.Duration {
+	var t time.Duration
+	for _, p := range g {
+		t += p.cpu()
+	}
+	return t
+}
+
+// kill ends the process with SIGKILL (a crash, for the failover
+// measurement) and waits for it; a later stop returns at once.
+func (p *proc) kill() {
+	_ = p.cmd.Process.Kill()
+	err := <-p.done
+	p.done <- err
+}
+
 // cpu is the user+system CPU time the process has used so far.
 func (p *proc) cpu() time.Duration {
 	if p == nil {
@@ -186,6 +209,74 @@ type wispNode struct {
 }
 
 func startWisp(ctx context.Context, bin, dir string) (*wispNode, error) {
+	var extra []string
+	// A later serve may grow a gossip listener with a fixed default port;
+	// give it a free one so two runs never collide.
+	if help, _ := exec.Command(bin, "serve", "--help").CombinedOutput(); bytes.Contains(help, []byte("--gossip ")) {
+		g, err := freeTCP()
+		if err != nil {
+			return nil, err
+		}
+		extra = append(extra, "--gossip", g)
+	}
+	n, err := spawnWisp(bin, dir, extra...)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// startWispCluster starts n wisp nodes (ids 1..n, data in dir/node-ID)
+// that find each other by gossip and form the cluster together
+// (--bootstrap-expect n), as internal/testnode.StartCluster does, and
+// waits until each is ready.
+func startWispCluster(ctx context.Context, bin, dir string, n int) ([]*wispNode, error) {
+	gossip := make([]string, n)
+	for i := range gossip {
+		g, err := freeTCP()
+		if err != nil {
+			return nil, err
+		}
+		gossip[i] = g
+	}
+	var nodes []*wispNode
+	stopAll := func() {
+		for _, x := range nodes {
+			_ = x.stop()
+		}
+	}
+	for i := range n {
+		var join []string
+		for j, g := range gossip {
+			if j != i {
+				join = append(join, g)
+			}
+		}
+		x, err := spawnWisp(bin, mkdir(dir, fmt.Sprintf("node-%d", i+1)), "--node-id", strconv.Itoa(i+1),
+			"--gossip", gossip[i], "--join", strings.Join(join, ","), "--bootstrap-expect", strconv.Itoa(n),
+			"--functions=false")
+		if err != nil {
+			stopAll()
+			return nil, err
+		}
+		x.name = fmt.Sprintf("wisp node %d", i+1)
+		nodes = append(nodes, x)
+	}
+	for _, x := range nodes {
+		if err := x.waitReady(ctx); err != nil {
+			stopAll()
+			return nil, err
+		}
+	}
+	return nodes, nil
+}
+
+// spawnWisp starts `wisp serve` on free loopback ports with data in dir
+// and the extra args, without waiting for it.
+func spawnWisp(bin, dir string, extra ...string) (*wispNode, error) {
 	quic, err := freeUDP()
 	if err != nil {
 		return nil, err
@@ -198,42 +289,38 @@ func startWisp(ctx context.Context, bin, dir string) (*wispNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"serve", "--data", filepath.Join(dir, "data"),
-		"--quic", quic, "--kafka", kafka, "--http", httpAddr, "--log-level", "warn"}
-	// A later serve may grow a gossip listener with a fixed default port;
-	// give it a free one so two runs never collide.
-	if help, _ := exec.Command(bin, "serve", "--help").CombinedOutput(); bytes.Contains(help, []byte("--gossip ")) {
-		g, err := freeUDP()
-		if err != nil {
-			return nil, err
-		}
-		args = append(args, "--gossip", g)
-	}
+	args := append([]string{"serve", "--data", filepath.Join(dir, "data"),
+		"--quic", quic, "--kafka", kafka, "--http", httpAddr, "--log-level", "warn"}, extra...)
 	p, err := startProc("wisp", bin, args, filepath.Join(dir, "wisp.log"))
 	if err != nil {
 		return nil, err
 	}
-	n := &wispNode{proc: p, quic: quic, kafka: kafka, http: httpAddr}
+	return &wispNode{proc: p, quic: quic, kafka: kafka, http: httpAddr}, nil
+}
+
+// waitReady polls /readyz until the node answers 200, for 30 s at most.
+func (n *wispNode) waitReady(ctx context.Context) error {
+	p := n.proc
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if err := p.exited(); err != nil {
-			return nil, err
+			return err
 		}
-		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		resp, err := http.Get("http://" + n.http + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return n, nil
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
 			_ = p.stop()
-			return nil, fmt.Errorf("wisp not ready after 30s; log tail:\n%s", tail(p.log, 2000))
+			return fmt.Errorf("%s not ready after 30s; log tail:\n%s", p.name, tail(p.log, 2000))
 		}
 		select {
 		case <-ctx.Done():
 			_ = p.stop()
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -242,47 +329,113 @@ func startWisp(ctx context.Context, bin, dir string) (*wispNode, error) {
 // natsNode is a NATS server process (this binary with -nats-serve).
 type natsNode struct {
 	*proc
-	url        string
+	url, addr  string
 	syncAlways bool
 }
 
 func startNATS(ctx context.Context, dir string, syncAlways bool) (*natsNode, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
 	addr, err := freeTCP()
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"-nats-serve", "-nats-addr", addr, "-nats-dir", filepath.Join(dir, "jetstream")}
+	var args []string
 	if syncAlways {
 		args = append(args, "-nats-sync-always")
 	}
+	n, err := spawnNATS(dir, addr, args...)
+	if err != nil {
+		return nil, err
+	}
+	n.syncAlways = syncAlways
+	if err := n.waitListening(ctx); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// startNATSCluster starts a JetStream cluster of n servers (names n1..nN,
+// store in dir/nI) routed to each other, with the default sync_interval.
+func startNATSCluster(ctx context.Context, dir string, n int) ([]*natsNode, error) {
+	client := make([]string, n)
+	routes := make([]string, n)
+	for i := range n {
+		var err error
+		if client[i], err = freeTCP(); err != nil {
+			return nil, err
+		}
+		if routes[i], err = freeTCP(); err != nil {
+			return nil, err
+		}
+	}
+	var nodes []*natsNode
+	stopAll := func() {
+		for _, x := range nodes {
+			_ = x.stop()
+		}
+	}
+	for i := range n {
+		var others []string
+		for j, r := range routes {
+			if j != i {
+				others = append(others, r)
+			}
+		}
+		x, err := spawnNATS(mkdir(dir, fmt.Sprintf("n%d", i+1)), client[i], "-nats-name", fmt.Sprintf("n%d", i+1),
+			"-nats-cluster", routes[i], "-nats-routes", strings.Join(others, ","))
+		if err != nil {
+			stopAll()
+			return nil, err
+		}
+		x.name = fmt.Sprintf("nats-server n%d", i+1)
+		nodes = append(nodes, x)
+	}
+	for _, x := range nodes {
+		if err := x.waitListening(ctx); err != nil {
+			stopAll()
+			return nil, err
+		}
+	}
+	return nodes, nil
+}
+
+// spawnNATS starts this binary with -nats-serve on addr, store in dir,
+// with the extra args, without waiting for it.
+func spawnNATS(dir, addr string, extra ...string) (*natsNode, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"-nats-serve", "-nats-addr", addr, "-nats-dir", filepath.Join(dir, "jetstream")}, extra...)
 	p, err := startProc("nats-server", self, args, filepath.Join(dir, "nats.log"))
 	if err != nil {
 		return nil, err
 	}
-	n := &natsNode{proc: p, url: "nats://" + addr, syncAlways: syncAlways}
+	return &natsNode{proc: p, url: "nats://" + addr, addr: addr}, nil
+}
+
+// waitListening waits until the server accepts client connections, for
+// 30 s at most.
+func (n *natsNode) waitListening(ctx context.Context) error {
+	p := n.proc
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if err := p.exited(); err != nil {
-			return nil, err
+			return err
 		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		if c, err := net.DialTimeout("tcp", n.addr, time.Second); err == nil {
 			c.Close()
 			// The listener opens after JetStream is enabled (Start
 			// enables JetStream before accepting clients).
-			return n, nil
+			return nil
 		}
 		if time.Now().After(deadline) {
 			_ = p.stop()
-			return nil, fmt.Errorf("nats not ready after 30s; log tail:\n%s", tail(p.log, 2000))
+			return fmt.Errorf("%s not ready after 30s; log tail:\n%s", p.name, tail(p.log, 2000))
 		}
 		select {
 		case <-ctx.Done():
 			_ = p.stop()
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

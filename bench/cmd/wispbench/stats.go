@@ -25,6 +25,7 @@ type run struct {
 	// client of the system under test (the other one idles).
 	clientCPU time.Duration
 	lost      int64 // e2e: records sent and never received
+	unsent    int64 // e2e: records of the schedule the producer did not get to send
 	hist      *hdrhistogram.Histogram
 }
 

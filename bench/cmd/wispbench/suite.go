@@ -22,6 +22,11 @@ type row struct {
 	rate             int  // end-to-end: the fixed rate, records/s
 	wisp, peer       []run
 	err              string
+	// Redis Streams, the third system, on the rows where it has an
+	// equivalent: redisWork is its workload (nil: not measured).
+	redisDur  string
+	redis     []run
+	redisWork workload
 }
 
 // frontend is one of wisp's produce paths, compared with the native client.
@@ -40,6 +45,17 @@ type report struct {
 	started, finished  time.Time
 	loadStart, loadEnd string
 	tmpFS              string
+	// redisVersion is redis-server's version when it ran; redisSkip says
+	// why it did not.
+	redisVersion, redisSkip string
+	// failovers are the cluster phase's leader kills (wisp, NATS).
+	failovers []failover
+	// clusterErr is why the cluster phase stopped early.
+	clusterErr string
+	// functions are the WASM rows: pass-through, then the filter;
+	// fnBacklogN their backlog.
+	functions  []*fnRow
+	fnBacklogN int64
 }
 
 func (r *report) row(id string) *row {
@@ -61,6 +77,12 @@ const (
 type suite struct {
 	o   options
 	rep *report
+	// redis is the Redis of the current phase, nil when it is not
+	// installed (or excluded with -no-redis).
+	redis              *redisSys
+	redisBin, redisVer string
+	// tmp is the run's temporary directory.
+	tmp string
 }
 
 func (s *suite) want(w string) bool { return s.o.only == nil || s.o.only[w] }
@@ -76,48 +98,56 @@ func call(ctx context.Context, f workload, d time.Duration) (run, error) {
 	return f(ctx, d)
 }
 
-// measure runs a warm-up, then reps repetitions, on each side; repetitions
-// alternate between the sides (wisp first on odd ones, NATS first on even
-// ones). A side that fails keeps its error and the other side goes on.
-func (s *suite) measure(ctx context.Context, r *row, ws, ns *proc, wf, nf workload) {
+// side is one system's part in a workload.
+type side struct {
+	name string
+	p    cpuMeter
+	f    workload
+	runs *[]run
+	err  error
+}
+
+// measure runs a warm-up, then reps repetitions, on each side (wisp, NATS,
+// and Redis when the row has a Redis workload and Redis runs); the order
+// rotates with each repetition (wisp first on the first, NATS first on the
+// second, ...). A side that fails keeps its error and the others go on.
+func (s *suite) measure(ctx context.Context, r *row, ws, ns cpuMeter, wf, nf workload) {
+	sides := []*side{{name: "wisp", p: ws, f: wf, runs: &r.wisp}, {name: "NATS", p: ns, f: nf, runs: &r.peer}}
+	if r.redisWork != nil && s.redis != nil {
+		sides = append(sides, &side{name: "Redis", p: s.redis.server(), f: r.redisWork, runs: &r.redis})
+	}
 	logf("%s: warm-up", r.title)
-	var wErr, nErr error
-	if _, err := call(ctx, wf, s.o.warm); err != nil {
-		wErr = fmt.Errorf("wisp warm-up: %w", err)
+	for _, sd := range sides {
+		if _, err := call(ctx, sd.f, s.o.warm); err != nil {
+			sd.err = fmt.Errorf("%s warm-up: %w", sd.name, err)
+		}
 	}
-	if _, err := call(ctx, nf, s.o.warm); err != nil {
-		nErr = fmt.Errorf("NATS warm-up: %w", err)
-	}
-	one := func(side string, p *proc, f workload, runs *[]run, errp *error) {
-		if *errp != nil {
+	one := func(sd *side) {
+		if sd.err != nil {
 			return
 		}
-		c0, s0 := p.cpu(), procCPU(os.Getpid())
-		x, err := call(ctx, f, s.o.dur)
+		c0, s0 := sd.p.cpu(), procCPU(os.Getpid())
+		x, err := call(ctx, sd.f, s.o.dur)
 		if err != nil {
-			*errp = fmt.Errorf("%s: %w", side, err)
-			logf("  %s: %v", side, err)
+			sd.err = fmt.Errorf("%s: %w", sd.name, err)
+			logf("  %s: %v", sd.name, err)
 			return
 		}
-		x.cpu, x.clientCPU = p.cpu()-c0, procCPU(os.Getpid())-s0
-		*runs = append(*runs, x)
-		logf("  %-5s %s", side, describe(x))
+		x.cpu, x.clientCPU = sd.p.cpu()-c0, procCPU(os.Getpid())-s0
+		*sd.runs = append(*sd.runs, x)
+		logf("  %-5s %s", sd.name, describe(x))
 	}
 	for i := range s.o.reps {
-		if i%2 == 0 {
-			one("wisp", ws, wf, &r.wisp, &wErr)
-			one("NATS", ns, nf, &r.peer, &nErr)
-		} else {
-			one("NATS", ns, nf, &r.peer, &nErr)
-			one("wisp", ws, wf, &r.wisp, &wErr)
+		for j := range sides {
+			one(sides[(i+j)%len(sides)])
 		}
 	}
-	for _, err := range []error{wErr, nErr} {
-		if err != nil {
+	for _, sd := range sides {
+		if sd.err != nil {
 			if r.err != "" {
 				r.err += "; "
 			}
-			r.err += err.Error()
+			r.err += sd.err.Error()
 		}
 	}
 }
@@ -140,6 +170,7 @@ func runSuite(ctx context.Context, o options, wispBin, parent string, keep bool)
 	if err != nil {
 		return nil, err
 	}
+	s.tmp = tmp
 	if keep {
 		logf("data and logs in %s", tmp)
 	} else {
@@ -164,27 +195,49 @@ func runSuite(ctx context.Context, o options, wispBin, parent string, keep bool)
 		return nil, err
 	}
 	defer wn.stop()
-	w, err := newWispSys(ctx, wn)
+	w, err := newWispSys(ctx, 1, wn)
 	if err != nil {
 		return nil, err
 	}
 	defer w.close()
 
-	// Phase 1: NATS with its default sync_interval; wisp topics flush=os.
+	s.redisBin, s.redisVer = findRedis()
+	switch {
+	case s.o.noRedis:
+		rep.redisSkip = "excluded with -no-redis"
+	case s.redisBin == "":
+		rep.redisSkip = "redis-server is not installed (Debian: `apt-get install redis-server`)"
+	default:
+		rep.redisVersion = s.redisVer
+	}
+	if rep.redisSkip != "" {
+		logf("Redis Streams: skipped, %s", rep.redisSkip)
+	}
+
+	// Phase 1: NATS with its default sync_interval; wisp topics flush=os;
+	// Redis appendfsync everysec.
 	nn, err := startNATS(ctx, mkdir(tmp, "nats-default"), false)
 	if err != nil {
 		return nil, err
 	}
-	n, err := newNATSSys(ctx, nn)
+	n, err := newNATSSys(ctx, 1, nn)
 	if err != nil {
 		nn.stop()
 		return nil, err
 	}
-	if err := s.defaultPhase(ctx, w, n); err != nil {
+	stopRedis, err := s.startRedis(ctx, tmp, "everysec")
+	if err != nil {
 		n.close()
 		nn.stop()
 		return nil, err
 	}
+	if err := s.defaultPhase(ctx, w, n); err != nil {
+		stopRedis()
+		n.close()
+		nn.stop()
+		return nil, err
+	}
+	stopRedis()
 	n.close()
 	if err := nn.stop(); err != nil {
 		logf("stopping NATS: %v", err)
@@ -196,22 +249,70 @@ func runSuite(ctx context.Context, o options, wispBin, parent string, keep bool)
 		if err != nil {
 			return nil, err
 		}
-		n, err := newNATSSys(ctx, nn)
+		n, err := newNATSSys(ctx, 1, nn)
 		if err != nil {
 			nn.stop()
 			return nil, err
 		}
+		stopRedis, err := s.startRedis(ctx, tmp, "always")
+		if err != nil {
+			n.close()
+			nn.stop()
+			return nil, err
+		}
 		err = s.alwaysPhase(ctx, w, n)
+		stopRedis()
 		n.close()
 		nn.stop()
 		if err != nil {
 			return nil, err
 		}
 	}
+	// Phase 3: three replicas on both sides, then a leader killed.
+	if s.want("cluster") {
+		if err := s.clusterPhase(ctx, wispBin, tmp); err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			// The rest of the report stands without the cluster rows.
+			logf("cluster phase: %v", err)
+			s.rep.clusterErr = err.Error()
+		}
+	}
 	rep.finished = time.Now()
 	rep.loadEnd = loadavg()
 	logf("load average at end: %s", rep.loadEnd)
 	return rep, ctx.Err()
+}
+
+// startRedis starts the phase's redis-server with the appendfsync policy
+// fsync, when Redis is measured; stop stops it.
+func (s *suite) startRedis(ctx context.Context, tmp, fsync string) (stop func(), err error) {
+	if s.rep.redisVersion == "" {
+		return func() {}, nil
+	}
+	rn, err := startRedis(ctx, s.redisBin, s.redisVer, mkdir(tmp, "redis-"+fsync), fsync)
+	if err != nil {
+		return nil, err
+	}
+	s.redis = newRedisSys(rn)
+	return func() {
+		s.redis.close()
+		s.redis = nil
+		if err := rn.stop(); err != nil {
+			logf("stopping Redis: %v", err)
+		}
+	}, nil
+}
+
+// redisWork is the Redis workload f on dest's stream, or nil when Redis
+// does not run.
+func (s *suite) redisWork(dest string, f func(ctx context.Context, r *redisSys, key string, d time.Duration) (run, error)) workload {
+	if s.redis == nil {
+		return nil
+	}
+	r := s.redis
+	return func(ctx context.Context, d time.Duration) (run, error) { return f(ctx, r, r.key(dest), d) }
 }
 
 func (s *suite) defaultPhase(ctx context.Context, w *wispSys, n *natsSys) error {
@@ -227,9 +328,12 @@ func (s *suite) defaultPhase(ctx context.Context, w *wispSys, n *natsSys) error 
 	defer npub.close()
 
 	async := func(id, title string, size int) error {
-		r := &row{id: id, title: title, wispDur: wispOS, natsDur: natsOS}
-		s.rep.rows = append(s.rep.rows, r)
 		dest := fmt.Sprintf("os-%d", size)
+		r := &row{id: id, title: title, wispDur: wispOS, natsDur: natsOS, redisDur: redisOS,
+			redisWork: s.redisWork(dest, func(ctx context.Context, rs *redisSys, key string, d time.Duration) (run, error) {
+				return redisProduceAsync(ctx, rs.c, key, size, d)
+			})}
+		s.rep.rows = append(s.rep.rows, r)
 		wt, err := w.topic(ctx, dest, "os")
 		if err != nil {
 			return err
@@ -259,25 +363,31 @@ func (s *suite) defaultPhase(ctx context.Context, w *wispSys, n *natsSys) error 
 		s.drop(ctx, w, n, "os-1000")
 	}
 	if s.want("sync") {
-		r := &row{id: "sync", title: "produce sync, 100 B, one at a time", wispDur: wispOS, natsDur: natsOS, sync: true}
-		s.rep.rows = append(s.rep.rows, r)
-		wt, err := w.topic(ctx, "os-sync", "os")
-		if err != nil {
-			return err
+		for _, size := range []int{100, 1000} {
+			id, title, dest := "sync", "produce sync, 100 B, one at a time", "os-sync"
+			if size != 100 {
+				id, title, dest = "sync1k", "produce sync, 1 KB, one at a time", "os-sync-1k"
+			}
+			r := &row{id: id, title: title, wispDur: wispOS, natsDur: natsOS, sync: true}
+			s.rep.rows = append(s.rep.rows, r)
+			wt, err := w.topic(ctx, dest, "os")
+			if err != nil {
+				return err
+			}
+			_, subj, err := n.stream(ctx, dest)
+			if err != nil {
+				return err
+			}
+			s.measure(ctx, r, w.server(), n.server(),
+				func(ctx context.Context, d time.Duration) (run, error) {
+					return wispProduceSync(ctx, wprod, wt, size, d)
+				},
+				func(ctx context.Context, d time.Duration) (run, error) {
+					return natsProduceSync(ctx, n.js, subj, size, d)
+				})
 		}
-		_, subj, err := n.stream(ctx, "os-sync")
-		if err != nil {
-			return err
-		}
-		s.measure(ctx, r, w.server(), n.server(),
-			func(ctx context.Context, d time.Duration) (run, error) {
-				return wispProduceSync(ctx, wprod, wt, 100, d)
-			},
-			func(ctx context.Context, d time.Duration) (run, error) {
-				return natsProduceSync(ctx, n.js, subj, 100, d)
-			})
 	}
-	if s.want("sync") {
+	if s.want("sync") || s.want("ping") {
 		// The transport's own round trip, the floor under a sync produce.
 		r := &row{id: "ping", title: "round trip, no record (Ping · RTT)", wispDur: "–", natsDur: "–", sync: true}
 		s.rep.rows = append(s.rep.rows, r)
@@ -292,8 +402,18 @@ func (s *suite) defaultPhase(ctx context.Context, w *wispSys, n *natsSys) error 
 	if s.want("consume") {
 		// Reads what "produce async, 100 B" wrote, from the start, with a
 		// client (and connection) of its own.
-		r := &row{id: "consume", title: "consume 100 B from the start", wispDur: wispOS, natsDur: natsOS}
+		r := &row{id: "consume", title: "consume 100 B from the start", wispDur: wispOS, natsDur: natsOS, redisDur: redisOS}
 		s.rep.rows = append(s.rep.rows, r)
+		if s.redis != nil {
+			key := s.redis.key("os-100")
+			rmax, err := s.redis.records(ctx, key)
+			if err != nil {
+				return err
+			}
+			logf("consume: Redis stream holds %d entries", rmax)
+			rc := s.redis.c
+			r.redisWork = func(ctx context.Context, d time.Duration) (run, error) { return redisConsume(ctx, rc, key, rmax, d) }
+		}
 		wt, err := w.topic(ctx, "os-100", "os")
 		if err != nil {
 			return err
@@ -311,11 +431,11 @@ func (s *suite) defaultPhase(ctx context.Context, w *wispSys, n *natsSys) error 
 			return err
 		}
 		logf("consume: topic holds %d records, stream %d messages", wmax, nmax)
-		wc, err := client.New(ctx, client.Servers(w.node.quic))
+		wc, err := w.client(ctx)
 		if err != nil {
 			return err
 		}
-		ncons, njs, err := natsConnect(n.node.url)
+		ncons, njs, err := natsConnect(n.url)
 		if err != nil {
 			wc.Close()
 			return err
@@ -337,6 +457,11 @@ func (s *suite) defaultPhase(ctx context.Context, w *wispSys, n *natsSys) error 
 			return err
 		}
 	}
+	if s.want("functions") {
+		if err := s.functions(ctx, w, mkdir(s.tmp, "wasm")); err != nil {
+			return err
+		}
+	}
 	return ctx.Err()
 }
 
@@ -344,26 +469,35 @@ func (s *suite) defaultPhase(ctx context.Context, w *wispSys, n *natsSys) error 
 const e2eLight = 5000
 
 // e2e measures produce-to-consume latency on both sides at the same fixed
-// rates: a light one (e2eLight), where latency is the path itself, and a
-// loaded one (-e2e-rate, or half wisp's async 100 B rate capped at a
-// quarter of NATS's), where it includes queueing.
+// rates: a light one (e2eLight), where latency is the path itself; a
+// loaded one that both sustain (-e2e-rate, or half wisp's async 100 B
+// rate capped at a quarter of NATS's), where it includes queueing; and
+// half wisp's async 100 B rate uncapped (the issue's "50% of wisp's max"),
+// which NATS may not sustain: its achieved rate and losses then say so.
 func (s *suite) e2e(ctx context.Context, w *wispSys, n *natsSys, npub *natsPublisher) error {
-	rate := s.o.e2eRate
+	rate, half := s.o.e2eRate, 0
+	if a := s.rep.row("async100"); a != nil {
+		ws := summarize(a.wisp, run.rate)
+		ns := summarize(a.peer, run.rate)
+		if ws.valid() {
+			half = max(1000, int(ws.med/2)/1000*1000)
+		}
+		if rate == 0 && ws.valid() && ns.valid() {
+			// Half of wisp's rate, capped at a quarter of NATS's:
+			// at half its publish-only rate NATS saturates once a
+			// consumer shares the two cores (p50 in the hundreds of
+			// ms in trial runs), and a saturated system's latency is
+			// its queue, not its path.
+			rate = int(math.Min(ws.med/2, ns.med/4))
+		}
+	}
 	if rate == 0 {
 		rate = 20000
-		if a := s.rep.row("async100"); a != nil {
-			ws := summarize(a.wisp, run.rate)
-			ns := summarize(a.peer, run.rate)
-			if ws.valid() && ns.valid() {
-				// Half of wisp's rate, capped at a quarter of NATS's:
-				// at half its publish-only rate NATS saturates once a
-				// consumer shares the two cores (p50 in the hundreds of
-				// ms in trial runs), and a saturated system's latency is
-				// its queue, not its path.
-				rate = int(math.Min(ws.med/2, ns.med/4))
-			}
-		}
-		rate = max(1000, rate/1000*1000)
+	}
+	rate = max(1000, rate/1000*1000)
+	rates := []int{e2eLight, rate}
+	if half > rate {
+		rates = append(rates, half)
 	}
 	wt, err := w.topic(ctx, "os-e2e", "os")
 	if err != nil {
@@ -381,17 +515,17 @@ func (s *suite) e2e(ctx context.Context, w *wispSys, n *natsSys, npub *natsPubli
 		return err
 	}
 	defer wp.Close()
-	wc, err := client.New(ctx, client.Servers(w.node.quic))
+	wc, err := w.client(ctx)
 	if err != nil {
 		return err
 	}
 	defer wc.Close()
-	nc, njs, err := natsConnect(n.node.url)
+	nc, njs, err := natsConnect(n.url)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	for _, rt := range []int{e2eLight, rate} {
+	for _, rt := range rates {
 		r := &row{id: fmt.Sprintf("e2e-%d", rt), title: fmt.Sprintf("end-to-end at %s rec/s", human(float64(rt))),
 			wispDur: wispOS, natsDur: natsOS, rate: rt}
 		s.rep.e2e = append(s.rep.e2e, r)
@@ -472,7 +606,10 @@ func (s *suite) alwaysPhase(ctx context.Context, w *wispSys, n *natsSys) error {
 	if err != nil {
 		return err
 	}
-	r := &row{id: "always-async", title: "produce async, 100 B, fsync per write", wispDur: wispAlways + " (group commit)", natsDur: natsAlways}
+	r := &row{id: "always-async", title: "produce async, 100 B, fsync per write", wispDur: wispAlways + " (group commit)", natsDur: natsAlways,
+		redisDur: redisAlways, redisWork: s.redisWork("always-100", func(ctx context.Context, rs *redisSys, key string, d time.Duration) (run, error) {
+			return redisProduceAsync(ctx, rs.c, key, 100, d)
+		})}
 	s.rep.rows = append(s.rep.rows, r)
 	s.measure(ctx, r, w.server(), n.server(),
 		func(ctx context.Context, d time.Duration) (run, error) {
@@ -504,6 +641,9 @@ func (s *suite) alwaysPhase(ctx context.Context, w *wispSys, n *natsSys) error {
 // drop deletes a destination's topic and stream once no workload reads
 // it any more, so that the full suite's disk use stays a few GB.
 func (s *suite) drop(ctx context.Context, w *wispSys, n *natsSys, dest string) {
+	if s.redis != nil {
+		s.redis.drop(ctx, dest)
+	}
 	if err := w.admin.DeleteTopic(ctx, "bench-"+dest); err != nil {
 		logf("delete wisp topic %s: %v", dest, err)
 	}

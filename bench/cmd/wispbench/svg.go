@@ -8,13 +8,14 @@ import (
 )
 
 const (
-	colorWisp = "#2563eb"
-	colorNATS = "#ea8a0c"
-	svgWidth  = 960
-	labelW    = 300 // left column of group labels
-	barH      = 14
-	barGap    = 3
-	groupGap  = 12
+	colorWisp  = "#2563eb"
+	colorNATS  = "#ea8a0c"
+	colorRedis = "#dc2626"
+	svgWidth   = 960
+	labelW     = 300 // left column of group labels
+	barH       = 14
+	barGap     = 3
+	groupGap   = 12
 )
 
 type bar struct {
@@ -102,11 +103,22 @@ func (r *report) svg() string {
 	rate := func(v float64) string { return human(v) + "/s" }
 	var tp []barGroup
 	for _, x := range r.rows {
-		tp = append(tp, pair(x.title, medRate(x.wisp), medRate(x.peer), rate))
+		g := pair(x.title, medRate(x.wisp), medRate(x.peer), rate)
+		if len(x.redis) > 0 {
+			v := medRate(x.redis)
+			g.bars = append(g.bars, bar{value: v, color: colorRedis, text: "Redis " + rate(v)})
+		}
+		tp = append(tp, g)
 	}
 	for _, f := range r.frontends {
 		tp = append(tp, barGroup{label: "wisp via " + f.title, bars: []bar{
 			{value: medRate(f.runs), color: colorWisp, text: "wisp " + rate(medRate(f.runs))}}})
+	}
+	for _, f := range r.functions {
+		if len(f.drain) > 0 {
+			tp = append(tp, barGroup{label: "wisp backlog out, " + f.title, bars: []bar{
+				{value: medRate(f.drain), color: colorWisp, text: "wisp " + rate(medRate(f.drain))}}})
+		}
 	}
 	var lat []barGroup
 	for _, x := range r.rows {
@@ -121,6 +133,14 @@ func (r *report) svg() string {
 		for _, q := range []float64{50, 90, 99, 99.9} {
 			lat = append(lat, pair(fmt.Sprintf("end-to-end at %s/s: p%g", human(float64(e.rate)), q),
 				medPct(e.wisp, q), medPct(e.peer, q), micros))
+		}
+	}
+	for _, f := range r.functions {
+		for _, q := range []float64{50, 99} {
+			if v := medPct(f.e2e, q); !math.IsNaN(v) {
+				lat = append(lat, barGroup{label: fmt.Sprintf("wisp %s at %s/s: p%g", f.title, human(fnRate), q), bars: []bar{
+					{value: v, color: colorWisp, text: "wisp " + micros(v)}}})
+			}
 		}
 	}
 
@@ -138,10 +158,21 @@ func (r *report) svg() string {
 		svgWidth, y, svgWidth, y)
 	b.WriteString(`<style>.h{font-size:15px;font-weight:bold}.l{font-size:12px}.v{font-size:11px}.axis{font-size:10px;fill:#555}.grid{stroke:#ddd}.t{font-size:12px;fill:#333}</style>` + "\n")
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="10" y="20" class="h">wisp vs NATS JetStream, %s, %d cores, %s suite (median of %d × %s)</text>`+"\n",
-		html.EscapeString(r.started.UTC().Format("2006-01-02")), r.m.cpus, r.o.mode, r.o.reps, r.o.dur)
-	fmt.Fprintf(&b, `<rect x="%d" y="28" width="12" height="10" fill="%s"/><text x="%d" y="37" class="t">wisp</text>`+"\n", svgWidth-200, colorWisp, svgWidth-184)
-	fmt.Fprintf(&b, `<rect x="%d" y="28" width="12" height="10" fill="%s"/><text x="%d" y="37" class="t">NATS JetStream</text>`+"\n", svgWidth-140, colorNATS, svgWidth-124)
+	peers := "NATS JetStream"
+	if r.redisVersion != "" {
+		peers += " and Redis Streams"
+	}
+	fmt.Fprintf(&b, `<text x="10" y="20" class="h">wisp vs %s, %s, %d cores, %s suite (median of %d × %s)</text>`+"\n",
+		peers, html.EscapeString(r.started.UTC().Format("2006-01-02")), r.m.cpus, r.o.mode, r.o.reps, r.o.dur)
+	lx := svgWidth - 200
+	if r.redisVersion != "" {
+		lx -= 110
+	}
+	fmt.Fprintf(&b, `<rect x="%d" y="28" width="12" height="10" fill="%s"/><text x="%d" y="37" class="t">wisp</text>`+"\n", lx, colorWisp, lx+16)
+	fmt.Fprintf(&b, `<rect x="%d" y="28" width="12" height="10" fill="%s"/><text x="%d" y="37" class="t">NATS JetStream</text>`+"\n", lx+60, colorNATS, lx+76)
+	if r.redisVersion != "" {
+		fmt.Fprintf(&b, `<rect x="%d" y="28" width="12" height="10" fill="%s"/><text x="%d" y="37" class="t">Redis Streams</text>`+"\n", lx+170, colorRedis, lx+186)
+	}
 	b.WriteString(body.String())
 	b.WriteString("</svg>\n")
 	return b.String()

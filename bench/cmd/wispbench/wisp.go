@@ -23,30 +23,68 @@ import (
 // the frontend comparison, through its Kafka and HTTP listeners). The
 // durability of each destination is its topic's flush config.
 type wispSys struct {
-	node  *wispNode
-	admin *client.Client
+	node  *wispNode   // the first node: Kafka and HTTP listeners
+	nodes []*wispNode // every node of a cluster (one for a single node)
+	// servers are the QUIC addresses of every node, for the clients.
+	servers []string
+	admin   *client.Client
+	// rf is the replication factor of the topics it creates.
+	rf int16
 }
 
-func newWispSys(ctx context.Context, node *wispNode) (*wispSys, error) {
-	c, err := client.New(ctx, client.Servers(node.quic))
+// newWispSys connects to the nodes (one, or the members of a cluster);
+// topics it creates have rf replicas.
+func newWispSys(ctx context.Context, rf int16, nodes ...*wispNode) (*wispSys, error) {
+	w := &wispSys{node: nodes[0], nodes: nodes, rf: rf}
+	for _, n := range nodes {
+		w.servers = append(w.servers, n.quic)
+	}
+	c, err := client.New(ctx, client.Servers(w.servers...))
 	if err != nil {
 		return nil, fmt.Errorf("wisp admin client: %w", err)
 	}
-	return &wispSys{node: node, admin: c}, nil
+	w.admin = c
+	return w, nil
 }
 
 func (w *wispSys) close() { w.admin.Close() }
 
-func (w *wispSys) server() *proc { return w.node.proc }
+// server is the CPU meter of every node.
+func (w *wispSys) server() cpuMeter {
+	var g procGroup
+	for _, n := range w.nodes {
+		g = append(g, n.proc)
+	}
+	return g
+}
+
+// client is a new client of the nodes with opts.
+func (w *wispSys) client(ctx context.Context, opts ...client.Opt) (*client.Client, error) {
+	return client.New(ctx, append([]client.Opt{client.Servers(w.servers...)}, opts...)...)
+}
 
 // topic creates (once) the single-partition topic of dest with the flush
 // policy flush and returns its name.
 func (w *wispSys) topic(ctx context.Context, dest, flush string) (string, error) {
 	name := "bench-" + dest
-	_, err := w.admin.CreateTopic(ctx, client.TopicSpec{Name: name, Partitions: 1,
+	_, err := w.admin.CreateTopic(ctx, client.TopicSpec{Name: name, Partitions: 1, ReplicationFactor: w.rf,
 		Configs: map[string]string{"flush": flush}})
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return "", fmt.Errorf("create topic %s: %w", name, err)
+	}
+	if w.rf > 1 {
+		// Measure from a full ISR: until then acks=all waits for fewer.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			ti, err := w.admin.DescribeTopic(ctx, name)
+			if err == nil && len(ti.Partitions) == 1 && ti.Partitions[0].Leader > 0 && len(ti.Partitions[0].ISR) == int(w.rf) {
+				break
+			}
+			if time.Now().After(deadline) {
+				return "", fmt.Errorf("topic %s: no leader with %d in-sync replicas after 30s (%v)", name, w.rf, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 	return name, nil
 }
@@ -64,10 +102,19 @@ func (w *wispSys) records(ctx context.Context, topic string) (int64, error) {
 	return n, nil
 }
 
+// producerBuffer bounds what a producer holds unacknowledged (the
+// client's default is 256 MiB): 64 MiB keeps the pipeline full (16 MiB
+// measured some 8% slower on 100 B records) while what is left buffered
+// when a repetition's time is up, and counted in its rate, takes about a
+// second to deliver rather than several (1 KB records, replication).
+// NATS's counterpart is its PublishAsync window.
+const producerBuffer = 64 << 20
+
 // producer is a wisp client configured for throughput: the client's
-// defaults (linger 5 ms, 1 MiB batches, 5 in flight, acks=all, idempotent).
+// defaults (linger 5 ms, 1 MiB batches, 5 in flight, acks=all, idempotent)
+// but a producerBuffer, then opts.
 func (w *wispSys) producer(ctx context.Context, opts ...client.Opt) (*client.Client, error) {
-	return client.New(ctx, append([]client.Opt{client.Servers(w.node.quic)}, opts...)...)
+	return w.client(ctx, append([]client.Opt{client.MaxBufferedBytes(producerBuffer)}, opts...)...)
 }
 
 // produceAsync produces size-byte records as fast as Produce accepts them
@@ -202,12 +249,18 @@ func e2eRun(ctx context.Context, send func([]byte) error, recv func(context.Cont
 	binary.LittleEndian.PutUint64(id[:], uint64(time.Now().UnixNano()))
 	base := time.Now()
 	h := newHist()
-	total := int64(float64(rate) * d.Seconds())
+	planned := int64(float64(rate) * d.Seconds())
+	// target is what the receiver waits for: the planned count, or what
+	// was sent when the sender could not keep up.
+	var target atomic.Int64
+	target.Store(planned)
 	var got atomic.Int64
 	rctx, rcancel := context.WithCancel(ctx)
 	defer rcancel()
 	recvDone := make(chan error, 1)
 	allIn := make(chan struct{})
+	var allOnce sync.Once
+	allDone := func() { allOnce.Do(func() { close(allIn) }) }
 	go func() {
 		recvDone <- recv(rctx, func(v []byte) {
 			if len(v) < 16 || !bytes.Equal(v[:8], id[:]) {
@@ -215,8 +268,8 @@ func e2eRun(ctx context.Context, send func([]byte) error, recv func(context.Cont
 			}
 			lat := time.Since(base) - time.Duration(binary.LittleEndian.Uint64(v[8:16]))
 			_ = h.RecordValue(int64(lat))
-			if got.Add(1) == total {
-				close(allIn)
+			if got.Add(1) == target.Load() {
+				allDone()
 			}
 		})
 	}()
@@ -226,12 +279,19 @@ func e2eRun(ctx context.Context, send func([]byte) error, recv func(context.Cont
 	start := time.Now()
 	interval := float64(time.Second) / float64(rate)
 	var sent int64
-	for sent < total {
+	// A sender that cannot keep the rate (its window or buffer full)
+	// stops at 1.5 d: the records it did not send count as not sent, and
+	// the achieved rate shows the shortfall.
+	stopAt := start.Add(d + d/2)
+	for sent < planned && time.Now().Before(stopAt) {
 		due := int64(float64(time.Since(start)) / interval)
-		if due > total {
-			due = total
+		if due > planned {
+			due = planned
 		}
 		for ; sent < due; sent++ {
+			if !time.Now().Before(stopAt) {
+				break
+			}
 			v := payload(100)
 			copy(v, id[:])
 			binary.LittleEndian.PutUint64(v[8:16], uint64(time.Since(base)))
@@ -242,6 +302,10 @@ func e2eRun(ctx context.Context, send func([]byte) error, recv func(context.Cont
 		time.Sleep(200 * time.Microsecond)
 	}
 	el := time.Since(start)
+	target.Store(sent)
+	if got.Load() >= sent {
+		allDone()
+	}
 	var recvErr error
 	finished := false
 	select {
@@ -263,7 +327,7 @@ func e2eRun(ctx context.Context, send func([]byte) error, recv func(context.Cont
 		return run{}, recvErr
 	}
 	n := got.Load()
-	return run{records: n, bytes: n * 100, elapsed: el, hist: h, lost: total - n}, nil
+	return run{records: n, bytes: n * 100, elapsed: el, hist: h, lost: sent - n, unsent: planned - sent}, nil
 }
 
 // kafkaProduceAsync produces through wisp's Kafka listener with franz-go,
