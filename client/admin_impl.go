@@ -76,9 +76,16 @@ func (c *Client) listTopics(ctx context.Context) ([]TopicInfo, error) {
 		return nil, err
 	}
 	out := make([]TopicInfo, 0, len(resp.Topics))
+	var repl []*TopicInfo
 	for _, t := range resp.Topics {
 		out = append(out, topicInfo(t))
 	}
+	for i := range out {
+		if replicated(out[i]) {
+			repl = append(repl, &out[i])
+		}
+	}
+	c.leaderOffsets(ctx, repl...)
 	return out, nil
 }
 
@@ -113,26 +120,38 @@ func replicated(info TopicInfo) bool {
 }
 
 // leaderOffsets replaces the log start offsets and high watermarks of
-// info, which are those of the node that answered the metadata request
+// infos, which are those of the node that answered the metadata request
 // (a follower's lag behind, a node without a replica has none), with
 // their leaders' (ListOffsets earliest and latest go to each leader).
 // Partitions whose leader does not answer keep what they had.
-func (c *Client) leaderOffsets(ctx context.Context, info *TopicInfo) {
-	at := map[int32]int{}
-	for i, p := range info.Partitions {
-		at[p.Partition] = i
+func (c *Client) leaderOffsets(ctx context.Context, infos ...*TopicInfo) {
+	type key struct {
+		topic string
+		p     int32
+	}
+	at := map[key]*PartitionInfo{}
+	for _, info := range infos {
+		for i := range info.Partitions {
+			at[key{info.Name, info.Partitions[i].Partition}] = &info.Partitions[i]
+		}
+	}
+	if len(at) == 0 {
+		return
 	}
 	for _, ts := range []int64{-2, -1} {
-		resp, err := c.listOffsetsRaw(ctx, []wire.ListOffsetsPartition{{Topic: info.Name, Partition: -1, Timestamp: ts}})
+		var req []wire.ListOffsetsPartition
+		for _, info := range infos {
+			req = append(req, wire.ListOffsetsPartition{Topic: info.Name, Partition: -1, Timestamp: ts})
+		}
+		resp, err := c.listOffsetsRaw(ctx, req)
 		if err != nil {
 			return
 		}
 		for _, o := range resp {
-			i, ok := at[o.Partition]
+			p, ok := at[key{o.Topic, o.Partition}]
 			if o.Err.Code != 0 || !ok {
 				continue
 			}
-			p := &info.Partitions[i]
 			if ts == -2 {
 				p.LogStartOffset = o.Offset
 			} else {
