@@ -13,6 +13,10 @@ import "context"
 // promise gets ctx.Err() and the record is not sent. ctx does not cancel a
 // record once buffered.
 //
+// rec, its Key, Value and Headers belong to the client until promise is
+// called (they may be encoded later, on another goroutine): do not modify
+// or reuse them before.
+//
 // Records of one partition are written in the order Produce was called;
 // with idempotence (the default) a retry after a dropped connection never
 // writes a record twice.

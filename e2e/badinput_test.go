@@ -562,11 +562,14 @@ func TestBadInputStuckFetchSession(t *testing.T) {
 	openStuck(1 << 20)
 	openStuck(1 << 30)
 
-	value := make([]byte, 256<<10)
+	const size = 256 << 10
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const total = 200 << 20
-	for sent := 0; sent < total; sent += len(value) {
+	for sent := 0; sent < total; sent += size {
+		// A record is the client's until its promise runs: a new value
+		// each time.
+		value := make([]byte, size)
 		value[0] = byte(sent)
 		var perr error
 		c.Produce(ctx, &client.Record{Topic: topic, Value: value}, func(_ *client.Record, err error) {
