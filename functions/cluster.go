@@ -367,18 +367,7 @@ func (m *Manager) moduleBytes(hash string) ([]byte, error) {
 func (m *Manager) removeLocal(f *function) {
 	f.op.Lock()
 	defer f.op.Unlock()
-	m.stopWorkersLocked(f)
-	m.releaseLocked(f)
-	f.mu.Lock()
-	already := f.deleted
-	f.deleted = true
-	f.mu.Unlock()
-	m.mu.Lock()
-	if m.fns[f.name] == f {
-		delete(m.fns, f.name)
-	}
-	m.mu.Unlock()
-	if !already {
+	if already := m.forgetLocked(f); !already {
 		f.log.closeFollowers()
 		m.logger.Info("function deleted", "function", f.name)
 	}

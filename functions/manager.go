@@ -569,20 +569,10 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	}
 	f.op.Lock()
 	defer f.op.Unlock()
-	m.stopWorkersLocked(f)
-	m.releaseLocked(f)
-	f.mu.Lock()
-	already := f.deleted
-	f.deleted = true
-	native := f.dep.native != nil
-	f.mu.Unlock()
-	if already {
+	if m.forgetLocked(f) {
 		return fmt.Errorf("%w: %q", ErrNotFound, name)
 	}
-	m.mu.Lock()
-	delete(m.fns, name)
-	m.mu.Unlock()
-	if !native {
+	if !f.isNative() {
 		if err := m.store.deleteDeployment(name); err != nil {
 			return err
 		}
@@ -594,6 +584,24 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	m.logger.Info("function deleted", "function", name)
 	m.gcModules()
 	return nil
+}
+
+// forgetLocked stops f's workers, releases its module and removes it from
+// the manager (unless a newer function took its name), and reports whether
+// it had been deleted already. f.op must be held.
+func (m *Manager) forgetLocked(f *function) (already bool) {
+	m.stopWorkersLocked(f)
+	m.releaseLocked(f)
+	f.mu.Lock()
+	already = f.deleted
+	f.deleted = true
+	f.mu.Unlock()
+	m.mu.Lock()
+	if m.fns[f.name] == f {
+		delete(m.fns, f.name)
+	}
+	m.mu.Unlock()
+	return already
 }
 
 func isGroupNotFound(err error) bool { return errors.Is(err, kerr.GroupIDNotFound) }
